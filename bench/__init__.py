@@ -1,0 +1,1 @@
+"""Benchmarks: each prints figures; run all with `make bench`."""

@@ -1,0 +1,408 @@
+"""``config.toml`` → typed, validated configuration.
+
+Every section is a frozen dataclass below; a field's default is the documented default and its
+``metadata["doc"]`` the one-line description. Validation is driven by the type hints and by
+optional ``metadata`` bounds (``min``, ``max``, ``choices``), so adding a key is one line.
+
+Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` with one line that
+names the file, the line when it can be found, the key, the bad value and what was expected.
+
+Environment variables override any key: ``VEDIRECT_<SECTION>__<KEY>`` (e.g.
+``VEDIRECT_DOMOTICZ__PASSWORD``), and ``VEDIRECT_DEVICE__<N>__<KEY>`` for the N-th ``[[device]]``
+(0-based). Values from the environment are parsed as TOML values when they parse, otherwise
+taken as strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "ENV_PREFIX",
+    "Config",
+    "ConfigError",
+    "CsvConfig",
+    "DeviceConfig",
+    "DomoticzConfig",
+    "DomoticzDevice",
+    "HttpConfig",
+    "LoggingConfig",
+    "MqttConfig",
+    "WatchdogConfig",
+    "load_config",
+    "masked",
+]
+
+ENV_PREFIX = "VEDIRECT_"
+SECRET_KEYS = frozenset({"password", "token", "password_file"})
+
+
+class ConfigError(Exception):
+    """A configuration problem, as one line: file, line, key, bad value, expectation."""
+
+
+def _doc(text: str, **bounds: Any) -> dict[str, Any]:
+    return {"doc": text, **bounds}
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = field(
+        default="INFO", metadata=_doc("log level (the old script's debug_level)")
+    )
+    file: str = field(default="", metadata=_doc("log file, rotated; empty = stderr only"))
+    max_bytes: int = field(
+        default=1_000_000, metadata=_doc("rotate the log file at this size", min=10_000)
+    )
+    backup_count: int = field(default=3, metadata=_doc("rotated log files kept", min=0, max=100))
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    name: str = field(default="bmv", metadata=_doc("device name for logs, topics, CSV, metrics"))
+    port: str = field(
+        default="simulator:bmv712",
+        metadata=_doc(
+            "serial device path (/dev/serial/by-id/... recommended) or a built-in simulator: "
+            "simulator:bmv712, simulator:mppt, simulator:smartshunt"
+        ),
+    )
+    baudrate: int = field(default=19200, metadata=_doc("VE.Direct is 19200 8N1", min=300))
+
+
+@dataclass(frozen=True, slots=True)
+class WatchdogConfig:
+    silence_timeout: float = field(
+        default=10.0, metadata=_doc("no bytes for this long: restart the reader", min=0.05)
+    )
+    invalid_timeout: float = field(
+        default=30.0,
+        metadata=_doc("bytes but no valid reading for this long: restart the reader", min=0.05),
+    )
+    stuck_timeout: float = field(
+        default=0.0,
+        metadata=_doc(
+            "identical readings for this long are counted and logged (never restarted); 0 = off",
+            min=0.0,
+        ),
+    )
+    backoff_initial: float = field(
+        default=1.0, metadata=_doc("first reopen delay after a failure", min=0.01)
+    )
+    backoff_max: float = field(default=30.0, metadata=_doc("reopen delay cap", min=0.01))
+
+
+@dataclass(frozen=True, slots=True)
+class CsvConfig:
+    enabled: bool = field(default=True, metadata=_doc("write the CSV log"))
+    path: str = field(default="vedirect_data.csv", metadata=_doc("CSV file (old script's name)"))
+    interval: float = field(
+        default=30.0, metadata=_doc("seconds between rows; 0 = every reading", min=0.0)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    enabled: bool = field(default=True, metadata=_doc("serve /health, /metrics, /api, the page"))
+    host: str = field(default="127.0.0.1", metadata=_doc("listen address (0.0.0.0 in Docker)"))
+    port: int = field(default=8080, metadata=_doc("listen port", min=1, max=65535))
+
+
+@dataclass(frozen=True, slots=True)
+class DomoticzDevice:
+    """One Domoticz virtual device fed from one reading field."""
+
+    idx: int = field(default=0, metadata=_doc("Domoticz device idx", min=1))
+    device: str = field(default="", metadata=_doc("device name; empty = the only device"))
+    kind: str = field(
+        default="custom",
+        metadata=_doc(
+            "voltage, current, percentage, custom, kwh, text, alert",
+            choices=("voltage", "current", "percentage", "custom", "kwh", "text", "alert"),
+        ),
+    )
+    # last: the attribute name shadows dataclasses.field inside this class body
+    field: str = dataclasses.field(
+        default="", metadata=_doc("catalogue field name or VE.Direct label")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DomoticzConfig:
+    enabled: bool = field(default=False, metadata=_doc("post readings to Domoticz"))
+    url: str = field(default="http://127.0.0.1:8080", metadata=_doc("base URL of Domoticz"))
+    interval: float = field(default=30.0, metadata=_doc("seconds between posts", min=0.1))
+    mode: Literal["udevice", "udevices"] = field(
+        default="udevice", metadata=_doc("udevice (per-idx) or udevices (legacy Lua parser)")
+    )
+    script: str = field(default="ap_bmv.lua", metadata=_doc("Lua parser name for mode = udevices"))
+    timeout: float = field(default=5.0, metadata=_doc("per-request timeout", min=0.1))
+    username: str = field(default="", metadata=_doc("basic-auth user; empty = no auth"))
+    password: str = field(default="", metadata=_doc("basic-auth password (prefer the env var)"))
+    devices: list[DomoticzDevice] = field(
+        default_factory=list, metadata=_doc("[[domoticz.devices]] idx mapping")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    enabled: bool = field(default=False, metadata=_doc("publish readings to an MQTT broker"))
+    host: str = field(default="127.0.0.1", metadata=_doc("broker host"))
+    port: int = field(default=1883, metadata=_doc("broker port", min=1, max=65535))
+    prefix: str = field(default="vedirect", metadata=_doc("topic prefix"))
+    username: str = field(default="", metadata=_doc("broker user; empty = anonymous"))
+    password: str = field(default="", metadata=_doc("broker password (prefer the env var)"))
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration; ``source`` is the file it came from (for messages)."""
+
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    device: list[DeviceConfig] = field(default_factory=lambda: [DeviceConfig()])
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
+    csv: CsvConfig = field(default_factory=CsvConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    domoticz: DomoticzConfig = field(default_factory=DomoticzConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    source: str = field(default="<defaults>", metadata=_doc("", internal=True))
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+class _Loader:
+    """Builds dataclasses from TOML tables, reporting problems with file, line and key."""
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def fail(self, key: str, value: object, expected: str) -> typing.NoReturn:
+        line = self._line_of(key)
+        where = f"{self.path}:{line}" if line else self.path
+        shown = "***" if key.rsplit(".", 1)[-1] in SECRET_KEYS else repr(value)
+        raise ConfigError(f"{where}: {key} = {shown}: expected {expected}")
+
+    def _line_of(self, key: str) -> int | None:
+        """Best-effort line number of ``key`` (dotted path) in the file."""
+        parts = [p for p in key.split(".") if not p.startswith("[")]
+        leaf = re.sub(r"\[\d+\]$", "", parts[-1]) if parts else ""
+        section = re.sub(r"\[\d+\]", "", ".".join(parts[:-1]))
+        current = ""
+        for number, raw in enumerate(self.lines, 1):
+            text = raw.strip()
+            header = re.match(r"^\[\[?\s*([A-Za-z0-9_.\-]+)\s*\]\]?", text)
+            if header:
+                current = header.group(1)
+                if not leaf and current == section:
+                    return number
+                continue
+            if current == section and re.match(rf"^{re.escape(leaf)}\s*=", text):
+                return number
+        return None
+
+    def build(self, cls: type[Any], table: object, key: str) -> Any:
+        if not isinstance(table, Mapping):
+            self.fail(key, table, f"a table of {_section_doc(cls)}")
+        hints = typing.get_type_hints(cls)
+        known = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+        for name in table:
+            if name not in known:
+                choices = ", ".join(sorted(known))
+                self.fail(
+                    f"{key}.{name}" if key else name,
+                    table[name],
+                    f"no such key (known keys here: {choices})",
+                )
+        kwargs: dict[str, Any] = {}
+        for name, f in known.items():
+            if name in table:
+                path = f"{key}.{name}" if key else name
+                kwargs[name] = self.convert(hints[name], table[name], path, f.metadata)
+        return cls(**kwargs)
+
+    def convert(self, hint: Any, value: object, key: str, meta: Mapping[str, Any]) -> Any:
+        origin = typing.get_origin(hint)
+        if origin is Literal:
+            allowed = typing.get_args(hint)
+            if isinstance(value, str) and value.upper() in allowed and value not in allowed:
+                value = value.upper()  # log levels are case-insensitive
+            if value not in allowed:
+                self.fail(key, value, "one of " + ", ".join(repr(a) for a in allowed))
+            return value
+        if origin is list:
+            (item,) = typing.get_args(hint)
+            if isinstance(value, Mapping) and dataclasses.is_dataclass(item):
+                value = [value]  # a single [table] where [[table]] was meant
+            if not isinstance(value, list):
+                self.fail(key, value, "a list")
+            return [self.convert(item, v, f"{key}[{i}]", meta) for i, v in enumerate(value)]
+        if origin in (types.UnionType, typing.Union):
+            raise TypeError(f"unsupported config type {hint}")
+        if dataclasses.is_dataclass(hint):
+            return self.build(hint, value, key)  # type: ignore[arg-type]
+        if hint is bool:
+            if not isinstance(value, bool):
+                self.fail(key, value, "true or false")
+            return value
+        if hint is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                self.fail(key, value, "an integer" + _bounds(meta))
+            self._check_bounds(key, value, meta, "an integer")
+            return value
+        if hint is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                self.fail(key, value, "a number" + _bounds(meta))
+            self._check_bounds(key, value, meta, "a number")
+            return float(value)
+        if hint is str:
+            if not isinstance(value, str):
+                self.fail(key, value, "a string")
+            choices = meta.get("choices")
+            if choices and value not in choices:
+                self.fail(key, value, "one of " + ", ".join(repr(c) for c in choices))
+            return value
+        raise TypeError(f"unsupported config type {hint}")
+
+    def _check_bounds(self, key: str, value: float, meta: Mapping[str, Any], what: str) -> None:
+        low, high = meta.get("min"), meta.get("max")
+        if (low is not None and value < low) or (high is not None and value > high):
+            self.fail(key, value, what + _bounds(meta))
+
+
+def _bounds(meta: Mapping[str, Any]) -> str:
+    low, high = meta.get("min"), meta.get("max")
+    if low is not None and high is not None:
+        return f" from {low} to {high}"
+    if low is not None:
+        return f" >= {low}"
+    if high is not None:
+        return f" <= {high}"
+    return ""
+
+
+def _section_doc(cls: type[Any]) -> str:
+    return ", ".join(f.name for f in dataclasses.fields(cls) if not f.metadata.get("internal"))
+
+
+def _env_value(text: str) -> object:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Overlay VEDIRECT_SECTION__KEY (and VEDIRECT_DEVICE__N__KEY) variables onto ``data``."""
+    for name, text in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        node: Any = data
+        for i, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                if not part.isdigit():
+                    raise ConfigError(
+                        f"environment: {name}: expected a list index after "
+                        f"{'__'.join(parts[:i]).upper()}"
+                    )
+                index = int(part)
+                while len(node) <= index:
+                    node.append({})
+                node = node[index]
+            else:
+                default: Any = [] if part in ("device", "devices") else {}
+                node = node.setdefault(part, default)
+                if part == "device" and isinstance(node, list) and not node and parts[i + 1 :]:
+                    node.append({})
+        if isinstance(node, list):
+            raise ConfigError(f"environment: {name}: expected a list index before the key")
+        node[parts[-1]] = _env_value(text)
+
+
+def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, overlay the environment and validate. ``None`` = defaults plus environment."""
+    env = os.environ if environ is None else environ
+    if path is None:
+        data: dict[str, Any] = {}
+        shown, text = "<defaults>", ""
+    else:
+        shown = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{shown}: file not found (expected a TOML configuration file; "
+                "copy config.toml from the project)"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{shown}: cannot read: {exc}") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{shown}: not valid TOML: {exc}") from None
+    _apply_env(data, env)
+    loader = _Loader(shown, text)
+    config: Config = loader.build(Config, data, "")
+    _cross_check(config, loader)
+    return dataclasses.replace(config, source=shown)
+
+
+def _cross_check(config: Config, loader: _Loader) -> None:
+    """Rules that span keys."""
+    names: set[str] = set()
+    if not config.device:
+        loader.fail("device", [], "at least one [[device]] table")
+    for i, dev in enumerate(config.device):
+        if not re.fullmatch(r"[A-Za-z0-9_\-]{1,64}", dev.name):
+            loader.fail(
+                f"device[{i}].name",
+                dev.name,
+                "1-64 letters, digits, '_' or '-' (it is used in topics and file names)",
+            )
+        if dev.name in names:
+            loader.fail(f"device[{i}].name", dev.name, "a name not used by another [[device]]")
+        names.add(dev.name)
+        if not dev.port:
+            loader.fail(
+                f"device[{i}].port",
+                dev.port,
+                "a serial device path or simulator:bmv712|mppt|smartshunt",
+            )
+    if config.watchdog.backoff_max < config.watchdog.backoff_initial:
+        loader.fail(
+            "watchdog.backoff_max",
+            config.watchdog.backoff_max,
+            f"a number >= watchdog.backoff_initial ({config.watchdog.backoff_initial})",
+        )
+
+
+def masked(config: Config) -> dict[str, Any]:
+    """The effective configuration as plain data, with every secret replaced by ``***``."""
+
+    def walk(obj: Any) -> Any:
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            out: dict[str, Any] = {}
+            for f in dataclasses.fields(obj):
+                value = getattr(obj, f.name)
+                if f.name in SECRET_KEYS and value:
+                    out[f.name] = "***"
+                else:
+                    out[f.name] = walk(value)
+            return out
+        if isinstance(obj, list):
+            return [walk(v) for v in obj]
+        return obj
+
+    result: dict[str, Any] = walk(config)
+    return result

@@ -1,0 +1,30 @@
+"""Outputs: one module per destination, registered in :data:`REGISTRY`.
+
+Adding an output = one new module with an :class:`~.base.Output` subclass, plus one line in
+``REGISTRY`` mapping the config section to a factory that returns the output, or None when
+that output is disabled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..config import Config
+from .base import Output
+
+__all__ = ["REGISTRY", "Output", "build_outputs"]
+
+Factory = Callable[[Config], Output | None]
+
+# config section name -> factory. Filled in by the output modules' issues.
+REGISTRY: dict[str, Factory] = {}
+
+
+def build_outputs(config: Config) -> list[Output]:
+    """The enabled outputs, in registry order."""
+    outputs = []
+    for factory in REGISTRY.values():
+        output = factory(config)
+        if output is not None:
+            outputs.append(output)
+    return outputs
