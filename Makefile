@@ -17,7 +17,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(VENV)/bin/hadolint Dockerfile
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -28,6 +30,10 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
+
+# Build the Docker image and run it for real (installs docker.io; needs root; ~2-3 min).
+container-check: $(STAMP)
+	PYTHON=$(PY) scripts/container-check
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
