@@ -1,36 +1,64 @@
-"""``Reading``: one complete, checksum-verified update of one device, decoded.
+"""``Reading``: one complete, checksum-verified update of one device, decoded; and the
+:class:`Assembler` that builds readings from text blocks. Pure code (no I/O).
 
-The block assembler (which merges the blocks of one update, e.g. a BMV's main block and its
-H block) lives here too; it is pure code (no I/O).
+How blocks become readings (the update rule)
+--------------------------------------------
+A device sends one *update* per second as one or more checksummed text blocks: a BMV or
+SmartShunt sends its main block (with ``PID``) then an H block (history, no ``PID``); a
+SmartSolar 150/70 rev3 sends a ``PID`` block then an ``ERR`` block; most MPPTs, chargers
+and inverters send a single block. The assembler merges the blocks of one update and emits
+the reading **on the last block of the update**, never later:
+
+1. A block containing ``PID`` starts an update. Blocks without ``PID`` join the update in
+   progress; one that arrives with no update in progress (a capture starting mid-update, or
+   the update's ``PID`` block was lost to corruption) is dropped and counted (``orphans``).
+2. How many blocks an update has is learned from the device's own stream: the number of
+   blocks between two ``PID`` blocks. Once learned, the update is emitted on its n-th block.
+3. Before it is learned (the first update after start, or after the ``PID`` changed), the
+   product family decides: a BMV/SmartShunt update is complete with its H block (``H1``..),
+   an MPPT update with the block carrying ``HSDS``, anything else with its ``PID`` block. So
+   even the first update is emitted on its last block. (A device whose split the family rule
+   misjudges emits at most one partial or one late reading, then follows the learned count.)
+4. An update that lost a block (checksum error) is never emitted: when the next ``PID`` block
+   arrives with fewer blocks than learned, the partial update is dropped and counted
+   (``incomplete``). A corrupt block's fields never reach a reading; the intact half of a
+   damaged update is not emitted alone either, so every reading is a whole update.
+5. A half older than ``stale_after`` seconds is not merged with a newer block (counted in
+   ``stale_dropped``).
+6. If the observed count differs from the learned one three updates in a row (new firmware,
+   changed aux input), the new count is learned. A new ``PID`` (another device plugged into
+   the port) drops the update in progress and relearns from scratch.
+7. A device that never sends ``PID`` (old BMV-60x) is detected after three orphan blocks in
+   a row with no ``PID`` seen: from then on each block is a reading on its own.
+
+Merging keeps every field of every block in wire order (``raw``), decodes each with the
+catalogue (``values``, keyed by field name; a label sent twice keeps the later value), and
+takes the identity (PID, product name, serial number, firmware) from the update, carried
+over from the previous update of the same device for any part the update does not carry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
-__all__ = ["UNAVAILABLE", "Reading", "Value"]
+from .fields import (
+    UNAVAILABLE,
+    Kind,
+    Value,
+    format_firmware,
+    lookup,
+    parse_pid,
+    product_family,
+    product_name,
+    text_of,
+    try_decode,
+)
+from .parser import TextBlock
 
-
-class _Unavailable:
-    """The device sent ``---`` (e.g. SOC/CE of an unsynchronised BMV): no value, never 0."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "UNAVAILABLE"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-UNAVAILABLE = _Unavailable()
-
-# A decoded value: a number in the catalogue unit, an ON/OFF bool, an enum name, a list of
-# bitmask reasons, free text, or UNAVAILABLE. float("inf") is TTG's "infinite" (-1 on the wire).
-Value = float | int | bool | str | tuple[str, ...] | _Unavailable
+__all__ = ["UNAVAILABLE", "Assembler", "AssemblerStats", "Reading", "Value"]
 
 
 def _frozen(mapping: Mapping[str, Value] | None = None) -> Mapping[str, Value]:
@@ -56,3 +84,274 @@ class Reading:
     product: str | None = None
     serial: str | None = None
     firmware: str | None = None
+
+
+@dataclass(slots=True)
+class AssemblerStats:
+    """Counters, readable at any time; they only grow."""
+
+    blocks: int = 0  # text blocks fed
+    readings: int = 0  # readings emitted
+    unknown_labels: int = 0  # fields whose label is not in the catalogue (kept as text)
+    undecodable: int = 0  # known fields whose value did not parse (kept as text)
+    incomplete: int = 0  # updates dropped because one of their blocks was lost
+    orphans: int = 0  # blocks without PID that arrived with no update in progress
+    stale_dropped: int = 0  # blocks of an update older than stale_after, not merged
+    relearned: int = 0  # times the blocks-per-update count was (re)learned
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters by name (for metrics and the decode summary)."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+_PID = b"PID"
+_HSDS = b"HSDS"
+_SER = b"SER#"
+_FW = b"FW"
+_FWE = b"FWE"
+_MISMATCHES_TO_RELEARN = 3
+_ORPHANS_FOR_NO_PID_MODE = 3
+
+
+def _pid_of(block: TextBlock) -> int | None:
+    """The block's product id; None if it has no PID (or a PID that is not ``0x`` hex)."""
+    for label, value in block.fields:
+        if label == _PID:
+            return parse_pid(value)
+    return None
+
+
+def _is_history_label(label: bytes) -> bool:
+    return label[:1] == b"H" and label[1:].isdigit()
+
+
+class Assembler:
+    """Merges the text blocks of one device into readings (see the module docstring)."""
+
+    __slots__ = (
+        "_expected",
+        "_firmware",
+        "_learned",
+        "_mismatch",
+        "_no_pid_mode",
+        "_orphans_in_row",
+        "_pending",
+        "_pending_mono",
+        "_pid",
+        "_serial",
+        "_since_pid",
+        "device",
+        "stale_after",
+        "stats",
+        "unknown_label_names",
+    )
+
+    def __init__(self, device: str, *, stale_after: float = 3.0) -> None:
+        self.device = device
+        self.stale_after = stale_after
+        self.stats = AssemblerStats()
+        # Up to 32 distinct unknown labels seen (for logs and /health), in order of arrival.
+        self.unknown_label_names: list[str] = []
+        self._pending: list[TextBlock] = []
+        self._pending_mono = 0.0
+        self._expected = 0  # learned blocks per update (valid when _learned)
+        self._learned = False
+        self._since_pid = 0  # blocks since the last PID block, including it; 0 = none yet
+        self._mismatch = (0, 0)  # (observed count, times in a row) differing from _expected
+        self._pid: int | None = None
+        self._serial: str | None = None
+        self._firmware: str | None = None
+        self._no_pid_mode = False
+        self._orphans_in_row = 0
+
+    # -- counters, as attributes for convenience -------------------------------------------
+
+    @property
+    def readings(self) -> int:
+        return self.stats.readings
+
+    @property
+    def unknown_labels(self) -> int:
+        return self.stats.unknown_labels
+
+    @property
+    def undecodable(self) -> int:
+        return self.stats.undecodable
+
+    @property
+    def stale_dropped(self) -> int:
+        return self.stats.stale_dropped
+
+    @property
+    def blocks_per_update(self) -> int | None:
+        """The learned number of blocks per update (None until learned)."""
+        return self._expected if self._learned else None
+
+    # -- input -----------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget the update in progress (e.g. the port was reopened); keep what was learned."""
+        self._drop_pending()
+        self._since_pid = 0
+
+    def flush(self, wall: datetime, mono: float) -> Reading | None:
+        """End of input: emit the update in progress if it may be complete, else drop it.
+
+        Only an update whose size is not learned yet can be emitted here (a capture holding a
+        single update); a learned-size update still waiting for a block is incomplete.
+        """
+        if not self._pending:
+            return None
+        if self._learned and len(self._pending) < self._expected:
+            self._drop_pending()
+            return None
+        return self._emit(wall, mono)
+
+    def feed(self, block: TextBlock, wall: datetime, mono: float) -> Reading | None:
+        """Add one verified block; return the reading it completes, if any."""
+        stats = self.stats
+        stats.blocks += 1
+        if self._pending and mono - self._pending_mono > self.stale_after:
+            stats.stale_dropped += len(self._pending)
+            self._pending.clear()
+            self._since_pid = 0  # the gap says nothing about the update size
+        pid = _pid_of(block)
+        if pid is None:
+            return self._feed_continuation(block, wall, mono)
+        self._orphans_in_row = 0
+        self._no_pid_mode = False
+        if pid != self._pid:
+            if self._pid is not None:
+                self._drop_pending()
+                self._learned = False
+                self._since_pid = 0
+                self._serial = self._firmware = None
+            self._pid = pid
+        if self._since_pid:
+            self._observe(self._since_pid)
+        older: Reading | None = None
+        if self._pending:
+            if self._complete(self._pending):
+                older = self._emit(wall, mono)
+            else:
+                self._drop_pending()
+        self._pending = [block]
+        self._pending_mono = mono
+        self._since_pid = 1
+        if self._complete(self._pending):
+            if older is not None:
+                # Learning just showed both the previous update and this block are complete
+                # (a split the family rule misjudged): the newer one wins, once.
+                stats.incomplete += 1
+                stats.readings -= 1
+            return self._emit(wall, mono)
+        return older
+
+    def _feed_continuation(self, block: TextBlock, wall: datetime, mono: float) -> Reading | None:
+        if self._since_pid:
+            self._since_pid += 1
+        if self._no_pid_mode:
+            self._pending = [block]
+            return self._emit(wall, mono)
+        if not self._pending:
+            self.stats.orphans += 1
+            self._orphans_in_row += 1
+            if self._pid is None and self._orphans_in_row >= _ORPHANS_FOR_NO_PID_MODE:
+                self._no_pid_mode = True
+                self._pending = [block]
+                return self._emit(wall, mono)
+            return None
+        self._pending.append(block)
+        if self._complete(self._pending):
+            return self._emit(wall, mono)
+        return None
+
+    # -- the update rule -------------------------------------------------------------------
+
+    def _observe(self, count: int) -> None:
+        """Learn from an update that ``count`` blocks separated two PID blocks."""
+        if not self._learned:
+            self._expected, self._learned = count, True
+            self.stats.relearned += 1
+            self._mismatch = (0, 0)
+        elif count == self._expected:
+            self._mismatch = (0, 0)
+        else:
+            seen, times = self._mismatch
+            times = times + 1 if seen == count else 1
+            self._mismatch = (count, times)
+            if times >= _MISMATCHES_TO_RELEARN:
+                self._expected = count
+                self.stats.relearned += 1
+                self._mismatch = (0, 0)
+
+    def _complete(self, blocks: list[TextBlock]) -> bool:
+        if self._learned:
+            return len(blocks) >= self._expected
+        family = product_family(self._pid) if self._pid is not None else "unknown"
+        if family == "bmv":
+            return any(_is_history_label(label) for b in blocks for label, _ in b.fields)
+        if family == "mppt":
+            return any(label == _HSDS for b in blocks for label, _ in b.fields)
+        return True
+
+    def _drop_pending(self) -> None:
+        if self._pending:
+            self.stats.incomplete += 1
+            self._pending.clear()
+
+    # -- decoding --------------------------------------------------------------------------
+
+    def _emit(self, wall: datetime, mono: float) -> Reading:
+        blocks, self._pending = self._pending, []
+        reading = self._decode(_fields_of(blocks), wall, mono)
+        self.stats.readings += 1
+        return reading
+
+    def _decode(self, pairs: Iterable[tuple[bytes, bytes]], wall: datetime, mono: float) -> Reading:
+        stats = self.stats
+        values: dict[str, Value] = {}
+        raw: list[tuple[str, str]] = []
+        pid: int | None = None
+        for label_b, value_b in pairs:
+            label = label_b.decode("ascii")  # the parser admits only [A-Za-z0-9_#] labels
+            text = text_of(value_b)
+            raw.append((label, text))
+            known = lookup(label)
+            if known is None or known.label != label:
+                stats.unknown_labels += 1
+                if len(self.unknown_label_names) < 32 and label not in self.unknown_label_names:
+                    self.unknown_label_names.append(label)
+                values[label] = text
+                continue
+            value = try_decode(known, value_b)
+            if value is None:
+                stats.undecodable += 1
+                value = text
+            values[known.name] = value
+            if label_b == _PID:
+                pid = parse_pid(value_b)
+            elif label_b == _SER:
+                self._serial = text
+            elif known.kind is Kind.FIRMWARE or known.kind is Kind.FIRMWARE_EXT:
+                version = format_firmware(value_b, extended=label_b == _FWE)
+                if version is not None:
+                    self._firmware = version
+        if pid is None:
+            pid = self._pid
+        return Reading(
+            device=self.device,
+            time=wall,
+            monotonic=mono,
+            values=MappingProxyType(values),
+            raw=tuple(raw),
+            pid=pid,
+            product=product_name(pid) if pid is not None else None,
+            serial=self._serial,
+            firmware=self._firmware,
+        )
+
+
+def _fields_of(blocks: list[TextBlock]) -> Iterable[tuple[bytes, bytes]]:
+    for block in blocks:
+        yield from block.fields
