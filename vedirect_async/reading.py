@@ -39,6 +39,7 @@ over from the previous update of the same device for any part the update does no
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,10 +56,11 @@ from .fields import (
     product_name,
     text_of,
     try_decode,
+    unit_of,
 )
 from .parser import TextBlock
 
-__all__ = ["UNAVAILABLE", "Assembler", "AssemblerStats", "Reading", "Value"]
+__all__ = ["UNAVAILABLE", "Assembler", "AssemblerStats", "Reading", "Value", "json_value"]
 
 
 def _frozen(mapping: Mapping[str, Value] | None = None) -> Mapping[str, Value]:
@@ -84,6 +86,41 @@ class Reading:
     product: str | None = None
     serial: str | None = None
     firmware: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        """A JSON-ready view (used by ``decode``; any output may reuse it).
+
+        ``values`` hold JSON scalars: UNAVAILABLE -> ``null`` and its name listed under
+        ``"unavailable"``; TTG's infinity -> ``"infinite"``; bitmask reasons -> a list.
+        ``units`` gives the unit of every value that has one. ``raw`` maps each label to its
+        value as sent (a label sent twice in one update keeps the later value there; the
+        ``Reading.raw`` pairs keep both).
+        """
+        values = {name: json_value(value) for name, value in self.values.items()}
+        units = {name: unit for name in self.values if (unit := unit_of(name))}
+        return {
+            "device": self.device,
+            "time": self.time.isoformat(),
+            "pid": None if self.pid is None else f"0x{self.pid:04X}",
+            "product": self.product,
+            "serial": self.serial,
+            "firmware": self.firmware,
+            "values": values,
+            "units": units,
+            "unavailable": [name for name, v in self.values.items() if v is UNAVAILABLE],
+            "raw": dict(self.raw),
+        }
+
+
+def json_value(value: Value) -> str | int | float | bool | list[str] | None:
+    """One decoded value as JSON: UNAVAILABLE -> None, infinity -> "infinite", tuple -> list."""
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, float) and math.isinf(value):
+        return "infinite" if value > 0 else "-infinite"
+    if isinstance(value, int | float | str):  # bool is an int
+        return value
+    return None  # UNAVAILABLE
 
 
 @dataclass(slots=True)

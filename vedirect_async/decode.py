@@ -1,0 +1,189 @@
+"""``python -m vedirect_async decode FILE|-``: decode a raw VE.Direct capture.
+
+The input is what ``cat /dev/ttyUSB0 > capture.bin`` records. It is read in 64 KiB chunks
+through the same parser and assembler the service uses, so memory stays constant whatever
+the file size, and the readings are exactly those the service would have produced.
+
+Output (stdout), one reading at a time as it completes:
+
+- ``jsonl`` (default): one JSON object per line, :meth:`Reading.as_json`: device identity,
+  time, ``values`` (decoded, in catalogue units), ``units``, ``unavailable`` (names whose
+  value was ``---``; their value is ``null``), ``raw`` (label -> value as sent). TTG's
+  infinity is the string ``"infinite"``.
+- ``csv``: a header from the first reading (time, device, product, then its field names
+  in wire order: product_id, serial_number, firmware...), one row per reading; ``---`` is
+  an empty cell; a field the first reading did not have is left out (counted in the
+  summary).
+- ``table``: a block of ``name value unit`` lines per reading, for people.
+
+A summary of the parser and assembler counters goes to stderr. Exit 0 whenever the input
+could be read (bad blocks are counted, not fatal); exit 2 with a one-line message if not.
+The time of a reading is the wall clock when it was decoded (a capture carries no time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import BinaryIO, TextIO
+
+from .fields import UNAVAILABLE, Value, unit_of
+from .parser import Parser, TextBlock
+from .reading import Assembler, Reading
+
+__all__ = ["CHUNK_SIZE", "cli_decode", "decode_stream"]
+
+CHUNK_SIZE = 64 * 1024
+_CSV_FIRST = ("time", "device", "product")  # then the field names (pid, serial... among them)
+
+
+def decode_stream(
+    source: BinaryIO, parser: Parser, assembler: Assembler, chunk_size: int = CHUNK_SIZE
+) -> Iterator[Reading]:
+    """Yield the readings of a byte stream as they complete; reads ``chunk_size`` at a time.
+
+    ``OSError`` from ``source`` propagates (the caller decides what an unreadable input means).
+    """
+    feed = assembler.feed
+    while chunk := source.read(chunk_size):
+        wall, mono = datetime.now(UTC), time.monotonic()
+        for event in parser.feed(chunk):
+            if isinstance(event, TextBlock) and (reading := feed(event, wall, mono)):
+                yield reading
+    last = assembler.flush(datetime.now(UTC), time.monotonic())
+    if last is not None:
+        yield last
+
+
+def _cell(value: Value) -> str:
+    """A value as CSV/table text: ``---`` -> "", infinity -> "infinite", reasons joined."""
+    if value is UNAVAILABLE:
+        return ""
+    if isinstance(value, bool):
+        return "ON" if value else "OFF"
+    if isinstance(value, tuple):
+        return "; ".join(value)
+    if isinstance(value, float) and math.isinf(value):
+        return "infinite"
+    return str(value)
+
+
+def _identity(reading: Reading) -> dict[str, str]:
+    return {
+        "time": reading.time.isoformat(),
+        "device": reading.device,
+        "product": reading.product or "",
+        "pid": "" if reading.pid is None else f"0x{reading.pid:04X}",
+        "serial": reading.serial or "",
+        "firmware": reading.firmware or "",
+    }
+
+
+class _CsvWriter:
+    """CSV rows with the header taken from the first reading."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._columns: list[str] | None = None
+        self.dropped_fields = 0
+
+    def __call__(self, reading: Reading) -> None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        if self._columns is None:
+            self._columns = [*_CSV_FIRST, *(n for n in reading.values if n not in _CSV_FIRST)]
+            writer.writerow(self._columns)
+        row = _identity(reading)
+        row.update((name, _cell(value)) for name, value in reading.values.items())
+        self.dropped_fields += sum(1 for name in reading.values if name not in self._columns)
+        writer.writerow(row.get(column, "") for column in self._columns)
+        self._out.write(buffer.getvalue())
+
+
+def _write_jsonl(out: TextIO) -> Callable[[Reading], None]:
+    def write(reading: Reading) -> None:
+        out.write(json.dumps(reading.as_json(), ensure_ascii=False) + "\n")
+
+    return write
+
+
+def _write_table(out: TextIO) -> Callable[[Reading], None]:
+    def write(reading: Reading) -> None:
+        ident = _identity(reading)
+        lines = [
+            f"{ident['time']}  {reading.device}  {ident['product'] or 'unknown product'}"
+            f"  pid {ident['pid'] or '-'}  fw {ident['firmware'] or '-'}"
+            f"  serial {ident['serial'] or '-'}"
+        ]
+        for name, value in reading.values.items():
+            text = "---" if value is UNAVAILABLE else _cell(value) if value != () else "(none)"
+            lines.append(f"  {name:<32} {text} {unit_of(name)}".rstrip())
+        out.write("\n".join(lines) + "\n\n")
+
+    return write
+
+
+def _summary(parser: Parser, assembler: Assembler, extra: dict[str, int]) -> str:
+    def fmt(counters: dict[str, int]) -> str:
+        return " ".join(f"{name}={count}" for name, count in counters.items())
+
+    text = (
+        f"decode: {assembler.stats.readings} readings; parser: {fmt(parser.stats.as_dict())}; "
+        f"assembler: {fmt(assembler.stats.as_dict())}"
+    )
+    if extra:
+        text += f"; {fmt(extra)}"
+    if assembler.unknown_label_names:
+        text += f"; unknown labels: {', '.join(assembler.unknown_label_names)}"
+    return text + "\n"
+
+
+def cli_decode(args: argparse.Namespace) -> int:
+    """Entry point of ``decode``: returns 0 when the input was read, 2 when it could not be."""
+    path: str = args.file
+    fmt: str = getattr(args, "format", "jsonl")
+    parser = Parser()
+    assembler = Assembler(getattr(args, "device", "device"))
+    out = sys.stdout
+    csv_writer = _CsvWriter(out) if fmt == "csv" else None
+    write = csv_writer or (_write_table(out) if fmt == "table" else _write_jsonl(out))
+    try:
+        source: BinaryIO = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        sys.stderr.write(f"decode: cannot read {path}: {exc.strerror or exc}\n")
+        return 2
+    try:
+        for reading in decode_stream(source, parser, assembler):
+            write(reading)
+        out.flush()
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):  # e.g. `decode x | head`: stop quietly
+            _silence_stdout()
+            return 0
+        sys.stderr.write(f"decode: cannot read {path}: {exc.strerror or exc}\n")
+        return 2
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+    extra = {"csv_fields_not_in_header": csv_writer.dropped_fields} if csv_writer else {}
+    sys.stderr.write(_summary(parser, assembler, extra))
+    return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (tests)
+        pass
+    finally:
+        os.close(devnull)
