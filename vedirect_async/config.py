@@ -108,6 +108,32 @@ class CsvConfig:
     interval: float = field(
         default=30.0, metadata=_doc("seconds between rows; 0 = every reading", min=0.0)
     )
+    columns: list[str] = field(
+        default_factory=lambda: ["Time", "Volts=V", "Amps=I", "AHr=CE", "SOC=SOC"],
+        metadata=_doc(
+            "columns: [device:]Header=field or [device:]field; field = catalogue name or "
+            "VE.Direct label, or the pseudo-fields time and device"
+        ),
+    )
+    time_format: Literal["local", "utc"] = field(
+        default="local", metadata=_doc("Time column: ISO 8601 local time with offset, or UTC")
+    )
+    fsync: bool = field(default=False, metadata=_doc("fsync after each row (wears SD cards)"))
+    rotate: Literal["none", "daily", "size"] = field(
+        default="none", metadata=_doc("start a new file each day or at max_bytes")
+    )
+    max_bytes: int = field(
+        default=10_000_000, metadata=_doc("rotate = size: file size limit", min=1_000)
+    )
+    retention: int = field(
+        default=30, metadata=_doc("rotated files kept per device; 0 = keep all", min=0)
+    )
+    queue_size: int = field(
+        default=1024, metadata=_doc("rows held while the disk fails, and readings queued", min=1)
+    )
+    timeout: float = field(
+        default=10.0, metadata=_doc("a file operation taking longer fails (dead disk)", min=0.1)
+    )
 
 
 @dataclass(frozen=True, slots=True)

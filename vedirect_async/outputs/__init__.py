@@ -11,13 +11,16 @@ from collections.abc import Callable
 
 from ..config import Config
 from .base import Output
+from .csv_log import csv_output
 
 __all__ = ["REGISTRY", "Output", "build_outputs"]
 
 Factory = Callable[[Config], Output | None]
 
 # config section name -> factory. Filled in by the output modules' issues.
-REGISTRY: dict[str, Factory] = {}
+REGISTRY: dict[str, Factory] = {
+    "csv": csv_output,
+}
 
 
 def build_outputs(config: Config) -> list[Output]:

@@ -1,0 +1,649 @@
+"""CSV log: one row per reading (``interval = 0``) or per interval, whole lines only.
+
+The default file is the old script's ``vedirect_data.csv`` with its columns and units
+(``Time,Volts,Amps,AHr,SOC`` = BMV ``V``, ``I``, ``CE``, ``SOC`` in V, A, Ah and %).
+
+Decisions (the README's "CSV log" part says the same for users):
+
+- **Schedule.** ``interval = 0``: a FIFO subscription, one row per reading (a full queue
+  drops the oldest readings, counted as ``readings_dropped``). ``interval > 0``: a coalescing
+  subscription (newest reading per device) and one row per device per tick, ticks on an
+  absolute monotonic schedule (start + k * interval, missed ticks skipped, never caught up).
+  A device with no new reading since the last tick gets no row: a gap in the log means the
+  device was silent, never repeated stale values.
+- **Time** is the reading's own timestamp, ISO 8601 to the second: local time with its UTC
+  offset (``2026-11-25T17:39:32+01:00``, unambiguous across DST) or UTC (``...Z``).
+- **Values** are in the catalogue unit, written at the device's resolution (V with 3
+  decimals, SOC with 1...); UNAVAILABLE (``---``) and absent fields are empty cells; ON/OFF
+  as ``ON``/``OFF``; bitmask reasons joined with ``|``; TTG's infinity as ``inf``.
+- **Several devices**: one file per device (each file has one header and one device's
+  columns). ``{device}`` in ``path`` names the files; without it a single device writes
+  ``path`` itself and several devices write ``<stem>_<device><suffix>``.
+- **Whole lines only.** The file is opened unbuffered in append mode and each row is one
+  ``write`` of a complete line, so a cancellation or SIGTERM never splits a line (the write
+  completes in its thread). A short write or an error (disk full) truncates the file back
+  to its last complete line. On (re)open a partial last line left by a power cut is cut off.
+- **Header once**: a new or empty file gets the header. An existing file whose header
+  differs (columns changed) is renamed aside like a rotated file and a new file started,
+  never mixed. Every row the path is checked to still be the open file (deleted, moved,
+  directory removed: reopened, or a failure if that is impossible).
+- **Failures** (disk full, permission denied, directory missing, hung disk) are logged once
+  per cause at WARNING, counted, shown as ``degraded`` (``failed`` once rows are being lost)
+  with the reason, and retried with capped backoff; rows wait in a bounded queue meanwhile.
+  Directories are never created: a missing one is usually an unmounted disk.
+- **Rotation** (``daily`` / ``size``) renames the full file to
+  ``<stem>.<YYYY-MM-DD>[.N]<suffix>`` (the day of its last row) and starts a new one; old
+  data is never rewritten (SD cards). ``retention`` rotated files are kept per device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import math
+import os
+import re
+from collections import deque
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import aiofiles
+import aiofiles.os
+from aiofiles.threadpool.binary import AsyncFileIO
+
+from ..config import Config, ConfigError, CsvConfig
+from ..fields import lookup
+from ..hub import Hub, OutputState, Subscription
+from ..reading import UNAVAILABLE, Reading, Value
+from .base import Output
+
+__all__ = ["Column", "CsvFile", "CsvOutput", "csv_output", "next_tick", "parse_columns"]
+
+_LOGGER = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+_PSEUDO = ("time", "device")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SHUTDOWN_BUDGET = 0.8  # seconds to flush at shutdown (the service allows outputs 1 s)
+_HEAD_BYTES = 65536  # a header or a last line longer than this is not ours
+
+_fsync = aiofiles.os.wrap(os.fsync)
+_fstat = aiofiles.os.wrap(os.fstat)
+
+
+# -- columns and formatting (pure) ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One CSV column: its header, where the value comes from and how it is written."""
+
+    header: str
+    source: str  # "time", "device" or a catalogue field name (a key of Reading.values)
+    device: str | None = None  # only in this device's file; None = every file
+    decimals: int = 0  # for scaled numbers: digits after the point (the device resolution)
+
+
+def parse_columns(specs: Sequence[str], devices: Sequence[str]) -> tuple[Column, ...]:
+    """``[device:]Header=field`` / ``[device:]field`` entries → columns; ConfigError if bad."""
+    columns: list[Column] = []
+    for i, spec in enumerate(specs):
+        where = f"csv.columns[{i}] = {spec!r}"
+        device: str | None = None
+        text = spec.strip()
+        head, sep, rest = text.partition(":")
+        if sep and "=" not in head:
+            device, text = head.strip(), rest.strip()
+            if device not in devices:
+                raise ConfigError(f"{where}: expected a [[device]] name before ':' ({devices})")
+        header, sep, source = text.partition("=")
+        header, source = header.strip(), (source if sep else header).strip()
+        if not header or not source or _CONTROL.search(header) or '"' in header:
+            raise ConfigError(f"{where}: expected [device:]Header=field or [device:]field")
+        if source.lower() in _PSEUDO:
+            columns.append(Column(header, source.lower(), device))
+            continue
+        found = lookup(source)
+        if found is None:
+            raise ConfigError(
+                f"{where}: unknown field {source!r} (expected a catalogue field name such as "
+                "'voltage', a VE.Direct label such as 'V', or time / device)"
+            )
+        decimals = len(str(found.divisor)) - 1 if found.scale < 1 else 0
+        columns.append(Column(header, found.name, device, decimals))
+    if not columns:
+        raise ConfigError("csv.columns = []: expected at least one column")
+    return tuple(columns)
+
+
+def _cell(text: str) -> str:
+    text = _CONTROL.sub(" ", text)  # one row is always one line
+    if "," in text or '"' in text or text != text.strip():
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def format_value(value: Value | None, decimals: int) -> str:
+    """One value as a CSV cell (see the module docstring)."""
+    if value is None or value is UNAVAILABLE:
+        return ""
+    if isinstance(value, bool):
+        return "ON" if value else "OFF"
+    if isinstance(value, int):
+        return f"{value:.{decimals}f}" if decimals else str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        text = f"{value:.{decimals}f}"
+        return "0" + text[2:] if text.startswith("-0") and not text.strip("-0.") else text
+    if isinstance(value, tuple):
+        return _cell("|".join(value))
+    return _cell(str(value))
+
+
+def format_time(when: datetime, utc: bool) -> str:
+    """ISO 8601 to the second: ``...Z`` in UTC, else local time with its offset."""
+    if utc:
+        return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone().isoformat(timespec="seconds")
+
+
+def next_tick(start: float, interval: float, now: float) -> float:
+    """The first tick ``start + k * interval`` strictly after ``now`` (missed ticks skipped)."""
+    k = math.floor((now - start) / interval) + 1
+    return start + max(k, 1) * interval
+
+
+def device_path(template: str, device: str, devices: Sequence[str]) -> Path:
+    """The CSV file of ``device`` (see the module docstring)."""
+    if "{device}" in template:
+        return Path(template.replace("{device}", device))
+    path = Path(template)
+    if len(devices) > 1:
+        return path.with_name(f"{path.stem}_{device}{path.suffix}")
+    return path
+
+
+class _Rows:
+    """Formats one device's header and rows."""
+
+    def __init__(self, columns: Sequence[Column], utc: bool) -> None:
+        self.columns = tuple(columns)
+        self.utc = utc
+        self.header = (",".join(_cell(c.header) for c in self.columns) + "\n").encode()
+
+    def row(self, reading: Reading) -> bytes:
+        cells = []
+        values = reading.values
+        for column in self.columns:
+            if column.source == "time":
+                cells.append(format_time(reading.time, self.utc))
+            elif column.source == "device":
+                cells.append(_cell(reading.device))
+            else:
+                cells.append(format_value(values.get(column.source), column.decimals))
+        return (",".join(cells) + "\n").encode()
+
+
+# -- one file --------------------------------------------------------------------------------
+
+
+class CsvFile:
+    """One device's CSV file: header, whole-line appends, repair, rotation, retention.
+
+    Every method may raise OSError or TimeoutError; after one the file is closed and the next
+    :meth:`append` reopens it (and repairs its tail). No I/O in the constructor.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        header: bytes,
+        *,
+        rotate: str = "none",
+        max_bytes: int = 10_000_000,
+        retention: int = 30,
+        fsync: bool = False,
+        timeout: float = 10.0,
+        utc: bool = False,
+    ) -> None:
+        self.path = path
+        self.header = header
+        self.rotate = rotate
+        self.max_bytes = max_bytes
+        self.retention = retention
+        self.fsync = fsync
+        self.timeout = timeout
+        self.utc = utc
+        self.rotations = 0
+        self.repaired = 0  # partial last lines cut off at open
+        self.moved_aside = 0  # files with another header renamed aside
+        self._file: AsyncFileIO | None = None
+        self._ident: tuple[int, int] | None = None
+        self._size = 0  # bytes in the file, all complete lines
+        self._day: date | None = None  # day of the newest row in the file
+        self._busy: asyncio.Future[Any] | None = None  # an operation still running
+
+    @property
+    def is_open(self) -> bool:
+        return self._file is not None
+
+    def _day_of(self, timestamp: float) -> date:
+        moment = datetime.fromtimestamp(timestamp, UTC)
+        return (moment if self.utc else moment.astimezone()).date()
+
+    async def _io(self, operation: Awaitable[_T]) -> _T:
+        """Run one file operation with the timeout; one at a time, even after a timeout."""
+        busy = self._busy
+        if busy is not None:
+            if not busy.done():
+                raise TimeoutError(f"a file operation is still hanging after {self.timeout} s")
+            self._busy = None
+            await self._forget()
+            raise TimeoutError("the previous file operation had hung; reopening the file")
+        task = asyncio.ensure_future(operation)
+        task.add_done_callback(_retrieve)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self.timeout)
+        except TimeoutError:
+            self._busy = task
+            raise TimeoutError(f"file operation took longer than {self.timeout} s") from None
+        except asyncio.CancelledError:
+            if not task.done():
+                self._busy = task  # still running in its thread: settle() waits for it
+            raise
+
+    async def settle(self, within: float) -> bool:
+        """Wait (up to ``within`` s) for an operation left running by a cancellation."""
+        busy = self._busy
+        if busy is None:
+            return True
+        await asyncio.wait([busy], timeout=within)
+        if not busy.done():
+            return False
+        self._busy = None
+        await self._forget()  # the interrupted bookkeeping is unknown: reopen to be exact
+        return True
+
+    async def _forget(self) -> None:
+        """Close the file after an interrupted operation, without the one-at-a-time check."""
+        f, self._file = self._file, None
+        if f is not None:
+            try:
+                await asyncio.wait_for(f.close(), self.timeout)
+            except (OSError, TimeoutError):
+                _LOGGER.debug("csv: closing %s failed", self.path, exc_info=True)
+
+    async def append(self, line: bytes, day: date) -> None:
+        """Append one complete line (rotating first if due)."""
+        if self._file is not None:
+            await self._check_identity()
+        if self._file is None:
+            await self._open(day)
+        if self._size > len(self.header) and (
+            (self.rotate == "daily" and self._day is not None and day != self._day)
+            or (self.rotate == "size" and self._size + len(line) > self.max_bytes)
+        ):
+            await self._rotate()
+            await self._open(day)
+        await self._write(line)
+        self._day = day
+
+    async def close(self) -> None:
+        """Close the file (errors ignored: every row on disk is already complete)."""
+        f, self._file = self._file, None
+        if f is not None and self._busy is None:
+            try:
+                await self._io(f.close())
+            except (OSError, TimeoutError):
+                _LOGGER.debug("csv: closing %s failed", self.path, exc_info=True)
+
+    async def _drop(self) -> None:
+        await self.close()
+
+    async def _check_identity(self) -> None:
+        """Reopen if the path no longer names the open file (deleted, moved, dir removed)."""
+        try:
+            st = await self._io(aiofiles.os.stat(self.path))
+            same = (st.st_dev, st.st_ino) == self._ident
+        except FileNotFoundError:
+            same = False
+        if not same:
+            _LOGGER.info("csv: %s was removed or replaced; reopening", self.path)
+            await self._drop()
+
+    async def _open(self, day: date) -> None:
+        """Open for append: header for a new file, move aside a foreign one, repair the tail."""
+        keep: int | None = None
+        try:
+            st = await self._io(aiofiles.os.stat(self.path))
+        except FileNotFoundError:
+            st = None
+        if st is not None and st.st_size > 0:
+            file_day = self._day_of(st.st_mtime)
+            keep = await self._io(self._inspect(st.st_size))
+            if keep is None:
+                _LOGGER.warning(
+                    "csv: %s has other columns than configured; starting a new file", self.path
+                )
+                self.moved_aside += 1
+                await self._move_aside(file_day)
+            elif self.rotate == "daily" and keep > len(self.header) and file_day != day:
+                await self._move_aside(file_day)
+                self.rotations += 1
+            else:
+                self._day = file_day
+        f = await self._io(aiofiles.open(self.path, "ab", buffering=0))
+        try:
+            st = await self._io(_fstat(f.fileno()))
+            self._file, self._ident, self._size = f, (st.st_dev, st.st_ino), st.st_size
+            if keep is not None and keep < self._size:
+                _LOGGER.warning(
+                    "csv: %s ended with a partial line (%d bytes); cut off",
+                    self.path,
+                    self._size - keep,
+                )
+                await self._io(f.truncate(keep))
+                self._size = keep
+                self.repaired += 1
+            if self._size == 0:
+                await self._write(self.header)
+        except BaseException:
+            await self._drop()
+            raise
+
+    async def _inspect(self, size: int) -> int | None:
+        """Size up to the last complete line if the header matches, else None."""
+        async with aiofiles.open(self.path, "rb") as f:
+            head = await f.read(min(size, len(self.header)))
+            if head != self.header[: len(head)]:
+                return None
+            if size <= len(self.header):
+                return size if head == self.header else 0
+            start = max(0, size - _HEAD_BYTES)
+            await f.seek(start)
+            tail = await f.read(size - start)
+        end = tail.rfind(b"\n")
+        if end < 0:
+            return None  # no complete line in the last 64 KiB: not a file of ours
+        return start + end + 1
+
+    async def _write(self, data: bytes) -> None:
+        """One write of whole lines; on a short write or an error, truncate back and raise."""
+        f = self._file
+        assert f is not None
+        before = self._size
+        try:
+            written = await self._io(f.write(data))
+        except OSError:
+            await self._undo(f, before)
+            raise
+        if written != len(data):
+            await self._undo(f, before)
+            raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
+        self._size = before + written
+        if self.fsync:
+            await self._io(_fsync(f.fileno()))
+
+    async def _undo(self, f: AsyncFileIO, size: int) -> None:
+        """Cut the file back to ``size`` (its last complete line) and close it."""
+        try:
+            await self._io(f.truncate(size))
+        except (OSError, TimeoutError):
+            _LOGGER.debug("csv: truncating %s failed", self.path, exc_info=True)
+        await self._drop()
+
+    async def _rotate(self) -> None:
+        await self._drop()
+        assert self._day is not None
+        await self._move_aside(self._day)
+        self.rotations += 1
+
+    async def _move_aside(self, day: date) -> None:
+        """Rename the file to ``<stem>.<day>[.N]<suffix>`` and apply the retention."""
+        stem, suffix = self.path.stem, self.path.suffix
+        target = self.path.with_name(f"{stem}.{day.isoformat()}{suffix}")
+        n = 0
+        while await self._io(aiofiles.os.path.exists(target)):
+            n += 1
+            target = self.path.with_name(f"{stem}.{day.isoformat()}.{n}{suffix}")
+        await self._io(aiofiles.os.rename(self.path, target))
+        _LOGGER.info("csv: %s moved to %s", self.path, target.name)
+        if self.retention:
+            await self._prune()
+
+    async def _prune(self) -> None:
+        stem, suffix = re.escape(self.path.stem), re.escape(self.path.suffix)
+        pattern = re.compile(rf"{stem}\.(\d{{4}}-\d\d-\d\d)(?:\.(\d+))?{suffix}")
+        directory = self.path.parent
+        names = await self._io(aiofiles.os.listdir(directory))
+        rotated = []
+        for name in names:
+            match = pattern.fullmatch(name)
+            if match:
+                rotated.append((match.group(1), int(match.group(2) or 0), name))
+        rotated.sort()
+        for _, _, name in rotated[: max(0, len(rotated) - self.retention)]:
+            await self._io(aiofiles.os.remove(directory / name))
+            _LOGGER.info("csv: removed old %s (retention %d)", name, self.retention)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a background operation's exception as seen (it is reported where awaited)."""
+    if not task.cancelled():
+        task.exception()
+
+
+# -- the output ------------------------------------------------------------------------------
+
+
+def _describe(exc: BaseException, path: Path) -> tuple[str, str]:
+    """(counter, health reason) for a failure."""
+    if isinstance(exc, TimeoutError):
+        return "timeouts", f"{path}: {exc} (disk hung?)"
+    number = getattr(exc, "errno", None)
+    detail = getattr(exc, "strerror", None) or str(exc)
+    if number in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return "disk_full", f"{path}: disk full ({detail})"
+    if number in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "permission_denied", f"{path}: not writable ({detail})"
+    if number in (errno.ENOENT, errno.ENOTDIR):
+        return "missing_directory", f"{path}: directory {path.parent} is missing ({detail})"
+    return "io_errors", f"{path}: {detail}"
+
+
+class _Target:
+    """A device's file, its formatter, its pending rows and its retry state."""
+
+    def __init__(self, file: CsvFile, rows: _Rows, queue_size: int) -> None:
+        self.file = file
+        self.rows = rows
+        self.pending: deque[tuple[bytes, date]] = deque()
+        self.queue_size = queue_size
+        self.reason = ""  # current failure, "" when writing fine
+        self.failed_rows = 0  # rows lost since the failure began
+        self.retry_at = 0.0
+        self.delay = 0.0
+
+
+class CsvOutput(Output):
+    """The CSV log output (registered as ``csv``)."""
+
+    name: ClassVar[str] = "csv"
+
+    def __init__(
+        self,
+        config: CsvConfig,
+        devices: Sequence[str],
+        *,
+        retry_initial: float = 1.0,
+        retry_max: float = 30.0,
+    ) -> None:
+        self.config = config
+        self.devices = tuple(devices)
+        self.columns = parse_columns(config.columns, self.devices)
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self._targets: dict[str, _Target] = {}
+        self.rows_written = 0
+        self._progress = asyncio.Event()
+
+    def subscribe(self, hub: Hub) -> Subscription:
+        """FIFO of every reading for interval 0; newest per device for interval > 0."""
+        return hub.subscribe(
+            self.name, maxsize=self.config.queue_size, latest_only=self.config.interval > 0
+        )
+
+    def target(self, device: str) -> _Target:
+        """The file state of ``device`` (created on first use, no I/O)."""
+        found = self._targets.get(device)
+        if found is None:
+            cfg = self.config
+            utc = cfg.time_format == "utc"
+            columns = [c for c in self.columns if c.device in (None, device)]
+            rows = _Rows(columns, utc)
+            file = CsvFile(
+                device_path(cfg.path, device, self.devices),
+                rows.header,
+                rotate=cfg.rotate,
+                max_bytes=cfg.max_bytes,
+                retention=cfg.retention,
+                fsync=cfg.fsync,
+                timeout=cfg.timeout,
+                utc=utc,
+            )
+            found = self._targets[device] = _Target(file, rows, cfg.queue_size)
+        return found
+
+    async def run(self, readings: Subscription, state: OutputState) -> None:
+        """Write rows until cancelled; then flush what is pending and close."""
+        try:
+            if self.config.interval <= 0:
+                async for reading in readings:
+                    await self.write(reading, state)
+                    if readings.dropped:
+                        state.counters["readings_dropped"] = readings.dropped
+            else:
+                await self._scheduled(readings, state)
+        except asyncio.CancelledError:
+            await self._shutdown(readings, state)
+            raise
+
+    async def _scheduled(self, readings: Subscription, state: OutputState) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.config.interval
+        start = loop.time()
+        tick = start + interval
+        while True:
+            await asyncio.sleep(max(0.0, tick - loop.time()))
+            for reading in readings.drain_latest().values():
+                await self.write(reading, state)
+            tick = next_tick(start, interval, loop.time())
+
+    async def write(self, reading: Reading, state: OutputState, *, force: bool = False) -> None:
+        """Format one row and write it (after the rows still pending for that device)."""
+        target = self.target(reading.device)
+        utc = target.rows.utc
+        day = (reading.time.astimezone(UTC) if utc else reading.time.astimezone()).date()
+        if len(target.pending) >= target.queue_size:
+            target.pending.popleft()
+            target.failed_rows += 1
+            state.count("rows_dropped")
+        target.pending.append((target.rows.row(reading), day))
+        await self._flush(target, state, force=force)
+
+    async def _flush(self, target: _Target, state: OutputState, *, force: bool) -> None:
+        loop = asyncio.get_running_loop()
+        if target.reason and not force and loop.time() < target.retry_at:
+            self._report(target, state)
+            return
+        while target.pending:
+            line, day = target.pending[0]
+            try:
+                await target.file.append(line, day)
+            except (OSError, TimeoutError) as exc:
+                self._failure(target, state, exc)
+                return
+            target.pending.popleft()
+            state.count("rows")
+            self.rows_written += 1
+            self._progress.set()
+        if target.reason:
+            _LOGGER.info(
+                "csv: %s writable again (%d rows lost meanwhile)",
+                target.file.path,
+                target.failed_rows,
+            )
+            target.reason, target.failed_rows, target.delay = "", 0, 0.0
+        state.counters["rotations"] = sum(t.file.rotations for t in self._targets.values())
+        failing = [t.reason for t in self._targets.values() if t.reason]
+        if failing:
+            state.degraded(failing[0])
+        else:
+            state.ok()
+
+    def _failure(self, target: _Target, state: OutputState, exc: BaseException) -> None:
+        counter, reason = _describe(exc, target.file.path)
+        state.count("write_errors")
+        state.count(counter)
+        if reason != target.reason:
+            _LOGGER.warning("csv: %s; rows wait and are retried", reason)
+        else:
+            _LOGGER.debug("csv: still failing: %s", reason)
+        target.reason = reason
+        target.delay = min(self.retry_max, max(self.retry_initial, target.delay * 2))
+        target.retry_at = asyncio.get_running_loop().time() + target.delay
+        self._report(target, state)
+
+    def _report(self, target: _Target, state: OutputState) -> None:
+        if target.failed_rows:
+            if state.reason != target.reason or state.health != "failed":
+                state.failed(f"{target.reason}; {target.failed_rows} rows lost")
+        else:
+            state.degraded(target.reason)
+
+    async def _shutdown(self, readings: Subscription, state: OutputState) -> None:
+        """Cancelled: write what is queued or pending (bounded in time), close the files."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _SHUTDOWN_BUDGET
+        for target in self._targets.values():
+            await target.file.settle(max(0.0, deadline - loop.time()))
+        if self.config.interval <= 0:
+            while loop.time() < deadline and (reading := readings.get_nowait()) is not None:
+                await self.write(reading, state, force=True)
+        for target in self._targets.values():
+            if target.pending and loop.time() < deadline:
+                await self._flush(target, state, force=True)
+            if target.pending:
+                state.count("rows_dropped", len(target.pending))
+                _LOGGER.warning(
+                    "csv: %d rows for %s not written at shutdown",
+                    len(target.pending),
+                    target.file.path,
+                )
+                target.pending.clear()
+            await target.file.close()
+
+    async def wait_written(self, rows: int) -> None:
+        """Return once ``rows`` rows in total have been written (for tests and tools)."""
+        while self.rows_written < rows:
+            self._progress.clear()
+            await self._progress.wait()
+
+    async def aclose(self) -> None:
+        """Close every file (run() normally did already)."""
+        for target in self._targets.values():
+            await target.file.close()
+
+
+def csv_output(config: Config) -> CsvOutput | None:
+    """The registry factory: the CSV output, or None when ``[csv] enabled = false``."""
+    if not config.csv.enabled:
+        return None
+    return CsvOutput(config.csv, [device.name for device in config.device])
