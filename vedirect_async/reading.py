@@ -13,12 +13,14 @@ the reading **on the last block of the update**, never later:
    progress; one that arrives with no update in progress (a capture starting mid-update, or
    the update's ``PID`` block was lost to corruption) is dropped and counted (``orphans``).
 2. How many blocks an update has is learned from the device's own stream: the number of
-   blocks between two ``PID`` blocks. Once learned, the update is emitted on its n-th block.
-3. Before it is learned (the first update after start, or after the ``PID`` changed), the
+   blocks between two ``PID`` blocks, once two updates in a row agree. Once learned, the
+   update is emitted on its n-th block.
+3. Before it is learned (the first updates after start, or after the ``PID`` changed), the
    product family decides: a BMV/SmartShunt update is complete with its H block (``H1``..),
-   an MPPT update with the block carrying ``HSDS``, anything else with its ``PID`` block. So
-   even the first update is emitted on its last block. (A device whose split the family rule
-   misjudges emits at most one partial or one late reading, then follows the learned count.)
+   an MPPT update with the block carrying ``HSDS``, anything else with its ``PID`` block (or
+   after as many blocks as the one update observed so far had). So even the first update is
+   emitted on its last block. (A device whose split the family rule misjudges loses or
+   splits at most its first two updates, then follows the learned count.)
 4. An update that lost a block (checksum error) is never emitted: when the next ``PID`` block
    arrives with fewer blocks than learned, the partial update is dropped and counted
    (``incomplete``). A corrupt block's fields never reach a reading; the intact half of a
@@ -166,6 +168,7 @@ class Assembler:
     """Merges the text blocks of one device into readings (see the module docstring)."""
 
     __slots__ = (
+        "_candidate",
         "_expected",
         "_firmware",
         "_learned",
@@ -193,6 +196,7 @@ class Assembler:
         self._pending_mono = 0.0
         self._expected = 0  # learned blocks per update (valid when _learned)
         self._learned = False
+        self._candidate = 0  # last observed count while not learned (0 = none yet)
         self._since_pid = 0  # blocks since the last PID block, including it; 0 = none yet
         self._mismatch = (0, 0)  # (observed count, times in a row) differing from _expected
         self._pid: int | None = None
@@ -261,6 +265,7 @@ class Assembler:
             if self._pid is not None:
                 self._drop_pending()
                 self._learned = False
+                self._candidate = 0
                 self._since_pid = 0
                 self._serial = self._firmware = None
             self._pid = pid
@@ -308,9 +313,13 @@ class Assembler:
     def _observe(self, count: int) -> None:
         """Learn from an update that ``count`` blocks separated two PID blocks."""
         if not self._learned:
-            self._expected, self._learned = count, True
-            self.stats.relearned += 1
-            self._mismatch = (0, 0)
+            # Two updates in a row must agree: a block lost in the very first update (or a
+            # PID block lost, gluing two updates) must not teach a wrong count.
+            if count == self._candidate:
+                self._expected, self._learned = count, True
+                self.stats.relearned += 1
+                self._mismatch = (0, 0)
+            self._candidate = count
         elif count == self._expected:
             self._mismatch = (0, 0)
         else:
@@ -330,7 +339,7 @@ class Assembler:
             return any(_is_history_label(label) for b in blocks for label, _ in b.fields)
         if family == "mppt":
             return any(label == _HSDS for b in blocks for label, _ in b.fields)
-        return True
+        return len(blocks) >= (self._candidate or 1)
 
     def _drop_pending(self) -> None:
         if self._pending:
