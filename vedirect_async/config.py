@@ -141,6 +141,33 @@ class HttpConfig:
     enabled: bool = field(default=True, metadata=_doc("serve /health, /metrics, /api, the page"))
     host: str = field(default="127.0.0.1", metadata=_doc("listen address (0.0.0.0 in Docker)"))
     port: int = field(default=8080, metadata=_doc("listen port", min=1, max=65535))
+    health_max_age: float = field(
+        default=0.0,
+        metadata=_doc(
+            "/health fails when a device has no valid reading for this long; "
+            "0 = the watchdog's silence_timeout",
+            min=0.0,
+        ),
+    )
+    unhealthy_output_states: list[str] = field(
+        default_factory=lambda: ["failed"],
+        metadata=_doc(
+            "output states that make /health fail", choices=("ok", "degraded", "failed")
+        ),
+    )
+    history_hours: float = field(
+        default=24.0,
+        metadata=_doc("hours of history kept in memory for the page's charts", min=0.0, max=744),
+    )
+    history_interval: float = field(
+        default=0.0,
+        metadata=_doc(
+            "seconds between history points; 0 = the CSV interval (30 when that is 0)", min=0.0
+        ),
+    )
+    max_stream_clients: int = field(
+        default=8, metadata=_doc("concurrent /api/stream clients (live page)", min=1, max=100)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,103 @@
+"""Test helper for the HTTP endpoint: the real pipeline feeding a hub, one device-second a step.
+
+Simulator bytes -> Parser -> Assembler -> Hub.publish, with the device state updated the way
+the reader does it (readings, last_reading, parser stats), and time under the test's control.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from vedirect_async.config import Config, load_config
+from vedirect_async.hub import Hub, ReaderState
+from vedirect_async.parser import Parser, TextBlock
+from vedirect_async.reading import Assembler, Reading
+from vedirect_async.simulator import SimulatedDevice
+
+
+class FakeClock:
+    """A monotonic clock the test advances by hand."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Feed:
+    """One simulated device publishing into ``hub``; ``step()`` is one second of its output."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        device: str = "bmv",
+        kind: str = "bmv712",
+        *,
+        clock: Callable[[], float],
+        wall: Callable[[], datetime] | None = None,
+        seed: int = 7,
+    ) -> None:
+        self.hub = hub
+        self.sim = SimulatedDevice(kind, seed=seed)
+        self.parser = Parser()
+        self.assembler = Assembler(device)
+        self.clock = clock
+        self.wall = wall or (lambda: datetime.now(UTC))
+        self.state = hub.device(device, f"simulator:{kind}")
+        self.state.parser = self.parser.stats
+        self.published: list[Reading] = []
+
+    def step(self) -> list[Reading]:
+        """Feed one simulated second; returns the readings published."""
+        out: list[Reading] = []
+        mono, wall = self.clock(), self.wall()
+        self.state.last_byte = mono
+        for event in self.parser.feed(self.sim.next_second()):
+            if isinstance(event, TextBlock):
+                reading = self.assembler.feed(event, wall, mono)
+                if reading is not None:
+                    self.state.readings += 1
+                    self.state.last_reading = mono
+                    self.state.last_reading_wall = wall.timestamp()
+                    self.state.state = ReaderState.READING
+                    self.hub.publish(reading)
+                    out.append(reading)
+        self.published.extend(out)
+        return out
+
+    def until_reading(self, limit: int = 5) -> Reading:
+        """Step until at least one reading is published (a BMV update spans two blocks)."""
+        for _ in range(limit):
+            readings = self.step()
+            if readings:
+                return readings[-1]
+        raise AssertionError(f"no reading after {limit} simulated seconds")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def make_config(tmp_path: Path, extra: str = "", http: str = "", port: int = 8080) -> Config:
+    """A config with one simulated BMV, the CSV in ``tmp_path`` and ``http`` keys added."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[[device]]\nname = "bmv"\nport = "simulator:bmv712"\n'
+        f'[csv]\npath = "{tmp_path / "vedirect_data.csv"}"\ninterval = 30\n'
+        f'[http]\nhost = "127.0.0.1"\nport = {port}\n{http}\n{extra}\n'
+    )
+    return load_config(path, environ={})
+
+
+def minutes_ago(minutes: float) -> datetime:
+    return datetime.now(UTC) - timedelta(minutes=minutes)
