@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures of the pty-backed fake device (serial reader, watchdog and service tests).
+pytest_plugins = ["tests.pty_device"]
+
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT.parent / "shared" / "captures"
 

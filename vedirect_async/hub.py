@@ -56,6 +56,9 @@ class DeviceState:
     readings: int = 0
     restarts: int = 0  # reader restarts by the watchdog or after a lost port
     identical_readings: int = 0  # consecutive byte-identical readings (stuck detection)
+    identical_since: float | None = None  # monotonic time of the first of those readings
+    stuck: bool = False  # identical for watchdog.stuck_timeout (counted, never restarted)
+    stuck_events: int = 0
     last_byte: float | None = None  # monotonic
     last_reading: float | None = None  # monotonic
     last_reading_wall: float | None = None  # time.time()

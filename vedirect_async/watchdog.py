@@ -1,0 +1,165 @@
+"""Detects a reader that is silent, garbled or stuck, and restarts it; reopen backoff.
+
+What "stuck" means (design.md) and what happens:
+
+- no bytes for ``silence_timeout`` (device silent, cable pulled without an error, USB wedge)
+  → the reader closes the port and reopens it;
+- bytes but no valid reading for ``invalid_timeout`` (wrong baud rate, garbage, a device stuck
+  in HEX mode, the wrong device) → the same;
+- the port vanished (``connection_lost``, missing ``/dev/serial/by-id`` link) → the reader
+  itself reopens with :class:`Backoff` until it comes back;
+- readings byte-identical for ``stuck_timeout`` (optional, 0 = off; a BMV at rest can
+  legitimately repeat) → counted and logged once, never restarted.
+
+:func:`check` is the pure decision; :class:`Watchdog` is one monitor task per reader that
+sleeps until the next deadline (no polling tick), so a healthy device costs one wake-up per
+timeout period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .config import WatchdogConfig
+from .hub import DeviceState, ReaderState
+
+if TYPE_CHECKING:
+    from .serial_port import DeviceReader
+
+__all__ = ["Backoff", "Verdict", "Watchdog", "check"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Backoff:
+    """Capped exponential backoff with jitter: about initial, 2x, 4x ... up to ``maximum``.
+
+    Each delay is the exponential step scaled by a random factor in [0.8, 1.2] (so readers
+    that failed together do not retry in lockstep), never above ``maximum``.
+    """
+
+    def __init__(self, initial: float, maximum: float, rng: random.Random | None = None) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.attempt = 0
+        self._rng = rng or random.Random()
+
+    def next(self) -> float:
+        """The delay before the next attempt; each call doubles the base up to the cap."""
+        base = min(self.maximum, self.initial * 2.0 ** min(self.attempt, 32))
+        self.attempt += 1
+        return min(self.maximum, base * self._rng.uniform(0.8, 1.2))
+
+    def reset(self) -> None:
+        """After a success: the next failure waits ``initial`` again."""
+        self.attempt = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the watchdog should do now, and when to look again."""
+
+    restart: ReaderState | None  # SILENT or INVALID: restart the reader; None: leave it
+    reason: str
+    stuck: bool  # identical readings for stuck_timeout (never a restart)
+    next_check: float  # monotonic time of the next deadline
+
+
+def check(state: DeviceState, opened_at: float, now: float, config: WatchdogConfig) -> Verdict:
+    """Judge an open reader: restart it, flag it stuck, or say when to check again."""
+    bytes_since = max(state.last_byte or opened_at, opened_at)
+    valid_since = max(state.last_reading or opened_at, opened_at)
+    silence_due = bytes_since + config.silence_timeout
+    invalid_due = valid_since + config.invalid_timeout
+    if now >= silence_due:
+        return Verdict(
+            ReaderState.SILENT,
+            f"no bytes for {now - bytes_since:.1f} s (silence_timeout {config.silence_timeout:g})",
+            stuck=False,
+            next_check=now,
+        )
+    if now >= invalid_due:
+        stats = state.parser
+        return Verdict(
+            ReaderState.INVALID,
+            f"bytes but no valid reading for {now - valid_since:.1f} s "
+            f"(invalid_timeout {config.invalid_timeout:g}; {stats.checksum_errors} checksum "
+            f"errors, {stats.bytes_discarded} bytes discarded, {stats.hex_ok} HEX records: "
+            "wrong baud rate, wrong device, or a device stuck in HEX mode?)",
+            stuck=False,
+            next_check=now,
+        )
+    next_check = min(silence_due, invalid_due)
+    stuck = False
+    if config.stuck_timeout > 0:
+        # Judged on the readings themselves: silence is the silence check's business.
+        since = state.identical_since if state.identical_readings > 0 else None
+        due = now + config.stuck_timeout  # a streak starting now is due then at the earliest
+        if since is not None:
+            stuck_at = since + config.stuck_timeout
+            stuck = (state.last_reading or since) >= stuck_at
+            if not stuck and stuck_at > now:
+                due = stuck_at
+        next_check = min(next_check, due)
+    return Verdict(None, "", stuck=stuck, next_check=next_check)
+
+
+class Watchdog:
+    """Monitors one :class:`~vedirect_async.serial_port.DeviceReader`; run as a task."""
+
+    def __init__(
+        self,
+        config: WatchdogConfig,
+        reader: DeviceReader,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.reader = reader
+        self._clock = clock
+
+    async def run(self) -> None:
+        """Check at each deadline until cancelled."""
+        reader = self.reader
+        state = reader.state
+        while True:
+            opened_at = reader.opened_at
+            if opened_at is None:
+                await reader.changed()  # closed: nothing to watch until it reopens
+                continue
+            now = self._clock()
+            verdict = check(state, opened_at, now, self.config)
+            if verdict.restart is not None:
+                state.state = verdict.restart
+                waiter = reader.changed()
+                reader.restart(verdict.reason)
+                await waiter  # the session closes; look again once it reopens
+                continue
+            self._note_stuck(state, verdict.stuck)
+            # Wake at the next deadline, or earlier if the reader reopens (new opened_at).
+            delay = max(0.0, verdict.next_check - now) + 0.001
+            changed = asyncio.ensure_future(reader.changed())
+            try:
+                await asyncio.wait((changed,), timeout=delay)
+            finally:
+                changed.cancel()
+
+    def _note_stuck(self, state: DeviceState, stuck: bool) -> None:
+        if stuck and not state.stuck:
+            state.stuck = True
+            state.stuck_events += 1
+            _LOGGER.warning(
+                "%s: the last %d readings were identical for %g s or more (stuck_timeout); "
+                "counted, not restarting",
+                state.name,
+                state.identical_readings + 1,
+                self.config.stuck_timeout,
+            )
+        elif not stuck and state.stuck:
+            state.stuck = False
+            _LOGGER.info("%s: readings are changing again", state.name)
