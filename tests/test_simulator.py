@@ -1,0 +1,431 @@
+"""Simulator: generated streams, HEX records, corruption, replay, pacing, and the pty CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from vedirect_async.parser import HexRecord, Parser, TextBlock, encode_block
+from vedirect_async.simulator import (
+    CAPACITY_AH,
+    KINDS,
+    SimulatedDevice,
+    hex_async_record,
+    open_stream,
+    split_capture,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DAY = 86_400
+
+Fields = dict[str, str]
+
+
+def _fields(block: TextBlock) -> Fields:
+    return {label.decode(): value.decode() for label, value in block.fields}
+
+
+def _blocks(data: bytes) -> tuple[list[TextBlock], Parser]:
+    parser = Parser()
+    events = parser.feed(data)
+    return [e for e in events if isinstance(e, TextBlock)], parser
+
+
+@pytest.fixture(scope="module")
+def bmv_day() -> list[tuple[Fields, Fields]]:
+    """One simulated day of a BMV-712 (seed 7), parsed: (main block, H block) per second."""
+    device = SimulatedDevice("bmv712", seed=7, start=datetime(2026, 6, 21, tzinfo=UTC))
+    parser = Parser()
+    updates: list[tuple[Fields, Fields]] = []
+    for _ in range(DAY):
+        blocks = [e for e in parser.feed(device.next_second()) if isinstance(e, TextBlock)]
+        assert len(blocks) == 2
+        updates.append((_fields(blocks[0]), _fields(blocks[1])))
+    assert parser.stats.checksum_errors == 0
+    assert parser.stats.bytes_discarded == 0
+    return updates
+
+
+# -- generated streams --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "blocks_per_second", "first_labels"),
+    [
+        ("bmv712", 2, ["PID", "V", "VS", "I", "P", "CE", "SOC", "TTG", "Alarm", "Relay", "AR"]),
+        ("smartshunt", 2, ["PID", "V", "VS", "I", "P", "CE", "SOC", "TTG", "Alarm", "AR", "BMV"]),
+        ("mppt", 1, ["PID", "FW", "SER#", "V", "I", "VPV", "PPV", "CS", "MPPT", "OR", "ERR"]),
+    ],
+)
+def test_each_kind_sends_its_blocks_every_second(
+    kind: str, blocks_per_second: int, first_labels: list[str]
+) -> None:
+    """Every second parses into the device's block count with 0 errors, in real field order."""
+    device = SimulatedDevice(kind, seed=1)
+    parser = Parser()
+    for _ in range(300):
+        blocks = [e for e in parser.feed(device.next_second()) if isinstance(e, TextBlock)]
+        assert len(blocks) == blocks_per_second
+        assert list(_fields(blocks[0]))[: len(first_labels)] == first_labels
+        for block in blocks:  # the fast template path gives exactly encode_block's bytes
+            assert encode_block(block.fields) == block.raw
+    assert parser.stats.checksum_errors == parser.stats.malformed == 0
+    assert parser.stats.bytes_discarded == 0
+
+
+def test_bmv_and_smartshunt_identity_fields() -> None:
+    """BMV-712 and SmartShunt carry their real PID, model, firmware; only the BMV has Relay."""
+    bmv, h_block = _blocks(SimulatedDevice("bmv712", seed=2).next_second())[0]
+    shunt = _blocks(SimulatedDevice("smartshunt", seed=2).next_second())[0][0]
+    b, s = _fields(bmv), _fields(shunt)
+    assert (b["PID"], b["BMV"], b["FW"], b["MON"]) == ("0xA381", "712 Smart", "0408", "0")
+    assert (s["PID"], s["BMV"], s["FW"]) == ("0xA389", "SmartShunt 500A/50mV", "0405")
+    assert "Relay" in b
+    assert "Relay" not in s
+    assert "MON" not in s
+    labels = list(_fields(h_block))
+    assert labels == [f"H{n}" for n in (*range(1, 13), 15, 16, 17, 18)]
+
+
+def test_bmv_day_values_are_plausible(bmv_day: list[tuple[Fields, Fields]]) -> None:
+    """A day: SOC in 0..100 % and = (capacity + CE) / capacity, V in 12 V range, P = V * I."""
+    capacity_mah = CAPACITY_AH * 1000
+    for main, _history in bmv_day:
+        soc, ce = int(main["SOC"]), int(main["CE"])
+        volts, amps = int(main["V"]) / 1000, int(main["I"]) / 1000
+        assert 0 <= soc <= 1000
+        assert ce <= 0
+        assert abs(soc - 1000 * (capacity_mah + ce) / capacity_mah) <= 1
+        assert 10.5 <= volts <= 15.0
+        assert abs(int(main["P"]) - volts * amps) <= 1
+        if amps < 0:  # TTG counts down while discharging, -1 (infinite) otherwise
+            assert int(main["TTG"]) >= 0
+        else:
+            assert main["TTG"] == "-1"
+
+
+def test_bmv_day_discharges_at_night_and_charges_by_day(
+    bmv_day: list[tuple[Fields, Fields]],
+) -> None:
+    """Night hours draw from the battery, midday charges it, and CE integrates the current."""
+
+    def mean_current(first_hour: int, last_hour: int) -> float:
+        rows = bmv_day[first_hour * 3600 : last_hour * 3600]
+        return sum(int(main["I"]) for main, _ in rows) / len(rows) / 1000
+
+    assert mean_current(0, 5) < -0.5
+    assert mean_current(9, 15) > 2.0
+    # Between two seconds CE moves by the current over one second (charge current times
+    # the charge efficiency), unless the monitor synchronised to 100 %.
+    for (before, _), (after, _) in itertools.pairwise(bmv_day):
+        step = int(after["CE"]) - int(before["CE"])
+        if after["CE"] == "0":
+            continue
+        assert abs(step - int(after["I"]) / 3600 * (0.95 if int(after["I"]) > 0 else 1)) <= 2
+
+
+def test_bmv_day_history_counters_grow(bmv_day: list[tuple[Fields, Fields]]) -> None:
+    """H6 (Ah drawn) only falls, H17/H18 (0.01 kWh) only grow, H7/H8 bound every V seen."""
+    first, last = bmv_day[0][1], bmv_day[-1][1]
+    assert int(last["H6"]) < int(first["H6"])
+    assert int(last["H17"]) > int(first["H17"])
+    assert int(last["H18"]) > int(first["H18"])
+    for (_, h0), (m1, h1) in itertools.pairwise(bmv_day):
+        assert int(h1["H6"]) <= int(h0["H6"])
+        assert int(h1["H17"]) >= int(h0["H17"])
+        assert int(h1["H18"]) >= int(h0["H18"])
+        assert int(h1["H7"]) <= int(m1["V"]) <= int(h1["H8"])
+        assert int(h1["H1"]) <= int(m1["CE"])  # deepest discharge is at least this deep
+        if int(h1["H10"]) > int(h0["H10"]):  # a synchronisation resets SOC and H9
+            assert m1["SOC"] == "1000"
+            assert h1["H9"] == "0"
+        elif h0["H9"] != "0":
+            assert int(h1["H9"]) == int(h0["H9"]) + 1
+
+
+def test_mppt_follows_the_sun_through_charger_states() -> None:
+    """An MPPT day: off at night (no input power), bulk/absorption/float by day, yield grows."""
+    device = SimulatedDevice("mppt", seed=5, start=datetime(2026, 6, 21, tzinfo=UTC))
+    parser = Parser()
+    seen: dict[int, set[str]] = {}
+    noon_power = 0
+    yields: list[int] = []
+    for second in range(DAY):
+        (block,) = (e for e in parser.feed(device.next_second()) if isinstance(e, TextBlock))
+        f = _fields(block)
+        hour = second // 3600
+        seen.setdefault(hour, set()).add(f["CS"])
+        if hour in (1, 2, 3):
+            assert (f["CS"], f["PPV"], f["OR"], f["MPPT"]) == ("0", "0", "0x00000001", "0")
+        if hour == 13:
+            noon_power = max(noon_power, int(f["PPV"]))
+        if int(f["PPV"]) > 0:
+            assert int(f["VPV"]) > int(f["V"])  # panels above the battery while producing
+        yields.append(int(f["H19"]))
+    assert parser.stats.checksum_errors == 0
+    states = set().union(*seen.values())
+    assert {"0", "3", "4", "5"} <= states
+    assert 100 <= noon_power <= 300
+    assert yields == sorted(yields)
+    assert yields[-1] > yields[0]
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
+    """A seed makes every option's output reproducible; another seed changes it."""
+    a = SimulatedDevice("bmv712", seed=11, hex_records=True, corrupt=0.01)
+    b = SimulatedDevice("bmv712", seed=11, hex_records=True, corrupt=0.01)
+    c = SimulatedDevice("bmv712", seed=12, hex_records=True, corrupt=0.01)
+    first = [a.next_second() for _ in range(200)]
+    assert first == [b.next_second() for _ in range(200)]
+    assert first != [c.next_second() for _ in range(200)]
+
+
+def test_unknown_kind_and_bad_options_are_rejected() -> None:
+    """An unknown kind or an impossible option is a ValueError naming what is expected."""
+    with pytest.raises(ValueError, match="bmv712, mppt, smartshunt"):
+        SimulatedDevice("bmv702")
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        SimulatedDevice("mppt", corrupt=1.5)
+    with pytest.raises(ValueError, match="bmv712, mppt, smartshunt or the path"):
+        open_stream("no-such-device-or-file")
+    with pytest.raises(ValueError, match="speed"):
+        open_stream("bmv712", speed=0)
+
+
+# -- HEX records ----------------------------------------------------------------------------
+
+
+def test_hex_async_record_matches_the_protocol_vector() -> None:
+    """Async records encode as the documented vectors, with a check byte the parser accepts."""
+    assert hex_async_record(0x0201, 5, 1) == b":A0102000543\n"
+    assert hex_async_record(0xEDD7, 2, 2) == b":AD7ED00020085\n"
+    negative = hex_async_record(0xED8F, -1, 2)  # signed values as two's complement
+    (record,) = Parser().feed(negative)
+    assert isinstance(record, HexRecord)
+    assert record.payload == bytes.fromhex("8FED00FFFF")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_hex_records_are_interleaved_without_disturbing_the_text(kind: str) -> None:
+    """With HEX records on, they all verify and the text blocks are the clean run's, unchanged."""
+    clean, _ = _blocks(b"".join(SimulatedDevice(kind, seed=3).iter_seconds(600)))
+    mixed_bytes = b"".join(SimulatedDevice(kind, seed=3, hex_records=True).iter_seconds(600))
+    parser = Parser()
+    events = parser.feed(mixed_bytes)
+    records = [e for e in events if isinstance(e, HexRecord)]
+    assert len(records) > 200
+    assert all(r.command == 0xA for r in records)
+    assert parser.stats.hex_bad == parser.stats.checksum_errors == 0
+    assert [e for e in events if isinstance(e, TextBlock)] == clean
+    # some records really interrupt a block (not only sit between blocks)
+    inside = sum(
+        1 for chunk in mixed_bytes.split(b"Checksum\t") if b":A" in chunk.split(b"\r\n", 1)[-1]
+    )
+    assert inside > 0
+
+
+# -- corruption ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rate", "hex_records"), [(0.05, False), (0.002, False), (0.002, True)])
+def test_corruption_is_counted_and_never_accepted(rate: float, hex_records: bool) -> None:
+    """Corrupted bytes show up as parser errors; every accepted block is a clean-run block."""
+    seconds = 1500
+    clean, _ = _blocks(b"".join(SimulatedDevice("bmv712", seed=21).iter_seconds(seconds)))
+    noisy = SimulatedDevice("bmv712", seed=21, hex_records=hex_records, corrupt=rate)
+    data = b"".join(noisy.iter_seconds(seconds))
+    accepted, parser = _blocks(data)
+    assert parser.stats.checksum_errors > 0
+    assert set(accepted) <= set(clean)
+    assert len(accepted) < len(clean)
+    if rate < 0.01:  # at a low rate most blocks still arrive
+        assert len(accepted) > len(clean) // 2
+
+
+def test_corruption_rate_is_the_requested_fraction_of_bytes() -> None:
+    """About `corrupt` of all bytes differ from the clean stream."""
+    clean = b"".join(SimulatedDevice("mppt", seed=8).iter_seconds(500))
+    noisy = b"".join(SimulatedDevice("mppt", seed=8, corrupt=0.01).iter_seconds(500))
+    assert len(noisy) == len(clean)
+    changed = sum(a != b for a, b in zip(clean, noisy, strict=True))
+    assert 0.008 < changed / len(clean) < 0.012
+
+
+# -- replay ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "blocks_per_second"),
+    [
+        ("karioja-vedirect__bvm702.dump", 2),
+        ("karioja-vedirect__smartsolar_1.39.dump", 1),
+        ("KinDR007-VictronMPPT-ESPHOME__fake-smartsolar-mppt-150-70-rev3.derived.bin", 2),
+    ],
+)
+def test_replay_gives_back_the_capture_one_update_per_second(
+    captures_dir: Path, name: str, blocks_per_second: int
+) -> None:
+    """A replayed capture yields the file's bytes, split into whole updates, then loops."""
+    data = (captures_dir / name).read_bytes()
+    seconds = split_capture(data)
+    assert b"".join(seconds) == data
+    device = SimulatedDevice.from_capture(data, name=name)
+    replayed = [device.next_second() for _ in seconds]
+    assert replayed == seconds
+    assert device.next_second() == seconds[0]  # loops like a device that keeps talking
+    expected, _ = _blocks(data)
+    assert _blocks(b"".join(replayed))[0] == expected
+    middle = seconds[1:-1] or seconds  # a capture may begin or end inside a block
+    counts = {len(_blocks(s)[0]) for s in middle}
+    assert counts == {blocks_per_second}
+
+
+def test_replay_without_blocks_is_refused() -> None:
+    """Bytes with no text block cannot be replayed."""
+    with pytest.raises(ValueError, match=r"no VE\.Direct text block"):
+        SimulatedDevice.from_capture(b"garbage without blocks", name="x.bin")
+
+
+# -- paced stream --------------------------------------------------------------------------
+
+
+async def test_open_stream_delivers_seconds_in_order_at_speed() -> None:
+    """At speed 200, 40 seconds arrive in order, equal to the generator's, no faster than paced."""
+    expected = list(SimulatedDevice("smartshunt", seed=4).iter_seconds(40))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    got: list[bytes] = []
+
+    async def collect() -> None:
+        async for chunk in open_stream("smartshunt", speed=200, seed=4):
+            got.append(chunk)
+            if len(got) == 40:
+                return
+
+    await asyncio.wait_for(collect(), timeout=5)
+    assert got == expected
+    assert loop.time() - started >= 39 / 200  # absolute schedule: chunk n at n / speed
+
+
+async def test_open_stream_replays_a_capture_file(captures_dir: Path) -> None:
+    """A capture path replays through the paced stream as the file's updates."""
+    path = captures_dir / "karioja-vedirect__bvm702.dump"
+    seconds = split_capture(path.read_bytes())
+    got: list[bytes] = []
+
+    async def collect() -> None:
+        async for chunk in open_stream(str(path), speed=1000):
+            got.append(chunk)
+            if len(got) == 5:
+                return
+
+    await asyncio.wait_for(collect(), timeout=5)
+    assert got == seconds[:5]
+
+
+# -- command line: pty and stdout ------------------------------------------------------------
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+async def test_simulate_pty_serves_blocks_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """`simulate --pty --link` prints the pty path, serves valid blocks, exits 0 on SIGTERM."""
+    link_path = tmp_path / "ttyVE"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vedirect_async",
+        "simulate",
+        "bmv712",
+        "--pty",
+        "--link",
+        str(link_path),
+        "--speed",
+        "20",
+        "--seed",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+        env=_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=10)
+        path = line.decode().strip()
+        assert path.startswith("/dev/pts/")
+        assert os.readlink(link_path) == path
+        fd = os.open(link_path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        loop = asyncio.get_running_loop()
+        parser = Parser()
+        blocks: list[TextBlock] = []
+        enough = asyncio.Event()
+
+        def readable() -> None:
+            with_data = os.read(fd, 4096)
+            blocks.extend(e for e in parser.feed(with_data) if isinstance(e, TextBlock))
+            if len(blocks) >= 6:
+                enough.set()
+
+        loop.add_reader(fd, readable)
+        try:
+            await asyncio.wait_for(enough.wait(), timeout=10)
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
+        assert parser.stats.checksum_errors == 0
+        assert {_fields(b).get("PID") for b in blocks} >= {"0xA381"}
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), timeout=2) == 0
+        assert not os.path.lexists(link_path)  # noqa: ASYNC240 -- its own link goes on exit
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_simulate_to_stdout_makes_a_capture(tmp_path: Path) -> None:
+    """`simulate mppt --duration 30 --speed inf` writes 30 seconds of raw blocks to stdout."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vedirect_async",
+        "simulate",
+        "mppt",
+        "--duration",
+        "30",
+        "--speed",
+        "inf",
+        "--seed",
+        "9",
+        stdout=asyncio.subprocess.PIPE,
+        env=_env(),
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=20)
+    assert proc.returncode == 0
+    assert out == b"".join(SimulatedDevice("mppt", seed=9).iter_seconds(30))
+
+
+async def test_simulate_rejects_an_unknown_kind() -> None:
+    """An unknown kind exits 2 with one line naming the valid kinds."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vedirect_async",
+        "simulate",
+        "bmv999",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_env(),
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=20)
+    assert proc.returncode == 2
+    assert out == b""
+    assert b"bmv712, mppt, smartshunt" in err
