@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a config and print it, secrets masked")
     check.add_argument("path", nargs="?", default=None, help="configuration file")
+    check.add_argument(
+        "--format", choices=("toml", "json"), default="toml", help="output format (default toml)"
+    )
 
     health = sub.add_parser("health", help="exit 0 if the running service is healthy, else 1")
     health.add_argument(

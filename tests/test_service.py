@@ -1,0 +1,269 @@
+"""The service as a whole: supervision, consumer isolation, shutdown, the real process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from vedirect_async.config import Config, CsvConfig, DeviceConfig, HttpConfig, WatchdogConfig
+from vedirect_async.hub import OutputHealth, OutputState, Subscription
+from vedirect_async.outputs.base import Output
+from vedirect_async.parser import Parser, TextBlock, encode_block
+from vedirect_async.reading import Assembler
+from vedirect_async.service import ReadingLog, Service, Supervisor, summarize
+from vedirect_async.watchdog import Backoff
+
+from .pty_device import PtyDevice, bmv_block
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Counting(Output):
+    """Takes every reading as fast as it comes."""
+
+    name: ClassVar[str] = "count"
+    queue_size: ClassVar[int] = 100_000
+
+    def __init__(self, target: int) -> None:
+        self.got = 0
+        self.target = target
+        self.reached = asyncio.Event()
+        self.subscription: Subscription | None = None
+
+    def subscribe(self, hub: object) -> Subscription:
+        self.subscription = super().subscribe(hub)  # type: ignore[arg-type]
+        return self.subscription
+
+    async def run(self, readings: Subscription, state: OutputState) -> None:
+        async for _ in readings:
+            self.got += 1
+            state.ok()
+            if self.got >= self.target:
+                self.reached.set()
+
+
+class Boom(Output):
+    """Raises on every reading it gets."""
+
+    name: ClassVar[str] = "boom"
+
+    async def run(self, readings: Subscription, state: OutputState) -> None:
+        await readings.get()
+        raise RuntimeError("boom")
+
+
+class Stuck(Output):
+    """Never reads again: blocked forever (think: a hung network call without a timeout)."""
+
+    name: ClassVar[str] = "stuck"
+    queue_size: ClassVar[int] = 8
+
+    def __init__(self) -> None:
+        self.flushed = False
+        self.closed = False
+
+    async def run(self, readings: Subscription, state: OutputState) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.flushed = True  # cancellation reaches it at shutdown, so it can flush
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def pty_config(link: Path) -> Config:
+    fast = WatchdogConfig(
+        silence_timeout=5, invalid_timeout=5, backoff_initial=0.01, backoff_max=0.05
+    )
+    return Config(
+        device=[DeviceConfig(name="bmv", port=str(link))],
+        watchdog=fast,
+        http=HttpConfig(enabled=False),
+        csv=CsvConfig(enabled=False),
+    )
+
+
+async def streaming_service(
+    device: PtyDevice, outputs: list[Output]
+) -> tuple[Service, asyncio.Event, asyncio.Task[None]]:
+    """A running service on the pty, with the device streaming fast; outputs[0] counts."""
+    service = Service(pty_config(device.link), outputs=outputs)
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(service.run(stop))
+    reader = service.readers[0]
+    while reader.opened_at is None:
+        await asyncio.wait_for(reader.changed(), 5)
+    device.stream(bmv_block, interval=0.002)
+    counting = outputs[0]
+    assert isinstance(counting, Counting)
+    await asyncio.wait_for(counting.reached.wait(), 10)
+    return service, stop, task
+
+
+async def test_failing_and_blocked_consumers_do_not_slow_the_reader_or_others(
+    device: PtyDevice, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One output raising and one blocked forever: the reader and the others keep full rate."""
+    counting, boom, stuck = Counting(target=300), Boom(), Stuck()
+    service, stop, task = await streaming_service(device, [counting, boom, stuck])
+    device.stop()
+    started = time.monotonic()
+    stop.set()
+    await asyncio.wait_for(task, 2)
+    assert time.monotonic() - started < 1.5
+
+    hub = service.hub
+    published = hub.published
+    assert published >= 300
+    assert hub.device("bmv").readings == published
+    # The counting consumer got every reading: nothing dropped, nothing held up.
+    assert counting.subscription is not None
+    assert counting.subscription.dropped == 0
+    assert counting.got + len(counting.subscription) == published
+    # Shutdown cancelled the blocked one (so it could flush), closed it, unsubscribed all.
+    assert not hub.subscriptions
+    assert stuck.flushed
+    assert stuck.closed
+    # The raising one was restarted with backoff, its traceback logged once.
+    boom_state = hub.output("boom")
+    assert boom_state.restarts >= 2
+    assert boom_state.health is OutputHealth.FAILED
+    assert boom_state.reason == "RuntimeError: boom"
+    tracebacks = [r for r in caplog.records if r.exc_info and "output boom" in r.getMessage()]
+    assert len(tracebacks) == 1
+    assert service.supervisors["output count"].restarts == 0
+    assert service.supervisors["reader bmv"].restarts == 0
+
+
+async def test_blocked_consumer_drops_oldest_and_counts(device: PtyDevice) -> None:
+    """A consumer that never reads keeps the newest queue_size readings; the rest are counted."""
+    counting, stuck = Counting(target=100), Stuck()
+    service, stop, task = await streaming_service(device, [counting, stuck])
+    stuck_sub = next(s for s in service.hub.subscriptions if s.name == "stuck")
+    published = service.hub.published
+    assert len(stuck_sub) == 8
+    assert stuck_sub.dropped == published - 8
+    newest = service.hub.latest["bmv"]
+    assert stuck_sub.drain_latest()["bmv"] is newest
+    stop.set()
+    await asyncio.wait_for(task, 2)
+
+
+async def test_supervisor_logs_a_traceback_once_per_kind_of_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Repeats of the same failure are one line, a new kind gets its traceback, then restart."""
+    failures = [ValueError("bad"), ValueError("bad"), ValueError("bad"), KeyError("other")]
+    reasons: list[str] = []
+    done = asyncio.Event()
+
+    async def target() -> None:
+        if not failures:
+            done.set()
+            await asyncio.Event().wait()
+        raise failures.pop(0)
+
+    sup = Supervisor("output x", target, on_failure=reasons.append, backoff=Backoff(0.001, 0.002))
+    task = asyncio.get_running_loop().create_task(sup.run())
+    await asyncio.wait_for(done.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert reasons == ["ValueError: bad"] * 3 + ["KeyError: 'other'"]
+    assert sup.restarts == 4
+    with_traceback = [r.getMessage() for r in caplog.records if r.exc_info]
+    assert len(with_traceback) == 2
+    assert with_traceback[0].startswith("output x failed (ValueError: bad); restarting in")
+    assert with_traceback[1].startswith("output x failed (KeyError: 'other')")
+
+
+def test_summarize_shows_the_main_values_with_units() -> None:
+    """The demo's INFO line: voltage, current, power, SOC with units, device first."""
+    assembler = Assembler("bmv")
+    parser = Parser()
+    readings = []
+    for n in range(3):
+        data = encode_block(
+            [
+                (b"PID", b"0xA389"),
+                (b"V", b"12840"),
+                (b"I", b"-3200"),
+                (b"P", b"-41"),
+                (b"SOC", b"873"),
+            ]
+        )
+        for event in parser.feed(data):
+            assert isinstance(event, TextBlock)
+            reading = assembler.feed(event, datetime.now(UTC), float(n))
+            if reading is not None:
+                readings.append(reading)
+    assert summarize(readings[0]) == "bmv: 12.84 V, -3.2 A, -41 W, SOC 87.3 %"
+
+
+def test_reading_log_is_added_only_without_user_facing_outputs(tmp_path: Path) -> None:
+    """With only CSV/HTTP the service logs readings at INFO; MQTT/Domoticz users get none."""
+    plain = Service(Config(csv=CsvConfig(path=str(tmp_path / "x.csv"))))
+    assert any(isinstance(o, ReadingLog) for o in plain.outputs)
+    busy = Service(Config(), outputs=[Counting(1)])
+    assert not any(isinstance(o, ReadingLog) for o in busy.outputs)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_process_on_simulator_exits_0_within_2s_on_signal(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """`python -m vedirect_async` on the simulator: a signal stops it cleanly, exit 0, < 2 s."""
+    csv = tmp_path / "data.csv"
+    (tmp_path / "config.toml").write_text(
+        f'[csv]\npath = "{csv}"\ninterval = 0\n\n[http]\nport = {free_port()}\n', encoding="utf-8"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vedirect_async",
+        cwd=tmp_path,
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(15):
+            while not any("service: bmv: " in line for line in lines):
+                line = (await proc.stderr.readline()).decode()
+                assert line, "".join(lines)
+                lines.append(line)
+        started = time.monotonic()
+        proc.send_signal(signum)
+        rest = await asyncio.wait_for(proc.stderr.read(), 2)
+        code = await asyncio.wait_for(proc.wait(), 2)
+        elapsed = time.monotonic() - started
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    output = "".join(lines) + rest.decode()
+    assert code == 0, output
+    assert elapsed < 2.0
+    assert f"{signum.name} received" in output
+    assert "Traceback" not in output
+    text = csv.read_text(encoding="utf-8")
+    assert text.startswith("Time,Volts,Amps,AHr,SOC\n")
+    assert text.endswith("\n")  # no half line
