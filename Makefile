@@ -35,5 +35,11 @@ bench: $(STAMP)
 container-check: $(STAMP)
 	PYTHON=$(PY) scripts/container-check
 
+# the live page in headless Chromium (apt-get install -y chromium), 6 h of simulated history
+screenshot: $(STAMP)
+	mkdir -p docs
+	VEDIRECT_SCREENSHOT=docs/screenshot.png VEDIRECT_SCREENSHOT_HOURS=6 \
+		$(PY) -m pytest -q -p no:cacheprovider tests/test_page_chromium.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info

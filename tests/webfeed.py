@@ -43,9 +43,10 @@ class Feed:
         clock: Callable[[], float],
         wall: Callable[[], datetime] | None = None,
         seed: int = 7,
+        sim: SimulatedDevice | None = None,
     ) -> None:
         self.hub = hub
-        self.sim = SimulatedDevice(kind, seed=seed)
+        self.sim = sim or SimulatedDevice(kind, seed=seed)
         self.parser = Parser()
         self.assembler = Assembler(device)
         self.clock = clock
@@ -79,6 +80,34 @@ class Feed:
             if readings:
                 return readings[-1]
         raise AssertionError(f"no reading after {limit} simulated seconds")
+
+
+def write_csv_history(
+    path: Path, sim: SimulatedDevice, hours: float, interval: int = 30, device: str = "bmv"
+) -> int:
+    """Run ``sim`` for ``hours`` and log a row every ``interval`` s, as the CSV output does.
+
+    Rows are stamped so the last one is now (the simulator starts ``hours`` ago). Returns the
+    number of rows. Only the logged seconds are parsed (a BMV second holds a whole update).
+    """
+    parser, assembler = Parser(), Assembler(device)
+    seconds = int(hours * 3600)
+    end = datetime.now(UTC)
+    rows = ["Time,Volts,Amps,AHr,SOC"]
+    for k in range(seconds):
+        data = sim.next_second()
+        if (seconds - 1 - k) % interval:
+            continue
+        wall = end - timedelta(seconds=seconds - 1 - k)
+        for event in parser.feed(data):
+            if isinstance(event, TextBlock) and (r := assembler.feed(event, wall, float(k))):
+                v = r.values
+                rows.append(
+                    f"{wall.isoformat(timespec='seconds')},{v['voltage']},{v['current']},"
+                    f"{v['consumed_ah']},{v['soc']}"
+                )
+    path.write_text("\n".join(rows) + "\n")
+    return len(rows) - 1
 
 
 def free_port() -> int:

@@ -215,6 +215,13 @@ async function loadHistory(device) {
   const { ok, body } = await getJSON(`/api/history?${params}`);
   if (!ok) return;
   const times = body.t.map((t) => t * 1000);
+  const { voltage, current, power } = body.values;
+  if (power && voltage && current) {
+    // the CSV log (backfill) has no power column: fill the gaps with V x I
+    body.values.power = power.map((p, i) =>
+      p !== null || voltage[i] === null || current[i] === null ? p : Math.round(voltage[i] * current[i]),
+    );
+  }
   for (const field of wanted) {
     const chart = ensureChart(device, field);
     const live = chart.points.filter((p) => !times.length || p[0] > times[times.length - 1]);

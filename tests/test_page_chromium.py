@@ -1,0 +1,143 @@
+"""The live page in a real headless Chromium: no console errors, current SOC, live chart points.
+
+Set VEDIRECT_SCREENSHOT=path to keep the screenshot (``make screenshot`` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from tests.chromium import CHROMIUM, open_page
+from tests.webfeed import Feed, make_config, write_csv_history
+from vedirect_async.hub import Hub
+from vedirect_async.reading import Reading
+from vedirect_async.simulator import SimulatedDevice
+from vedirect_async.web import make_app
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(),
+    reason=f"{CHROMIUM} not installed (apt-get install -y chromium; CI installs it)",
+)
+
+HISTORY_HOURS = float(os.environ.get("VEDIRECT_SCREENSHOT_HOURS", "2"))
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@contextlib.asynccontextmanager
+async def pipeline(tmp_path: Path) -> AsyncIterator[tuple[str, Hub, list[Feed], asyncio.Event]]:
+    """Server on 127.0.0.1 with a CSV-backfilled history and two simulated devices live."""
+    config = make_config(
+        tmp_path,
+        extra='[[device]]\nname = "solar"\nport = "simulator:mppt"\n',
+    )
+    start = datetime.now(UTC) - timedelta(hours=HISTORY_HOURS)
+    bmv_sim = SimulatedDevice("bmv712", seed=3, start=start)
+    await asyncio.to_thread(write_csv_history, Path(config.csv.path), bmv_sim, HISTORY_HOURS)
+    hub = Hub()
+    feeds = [
+        Feed(hub, "bmv", clock=time.monotonic, sim=bmv_sim),
+        Feed(hub, "solar", "mppt", clock=time.monotonic, seed=5),
+    ]
+    for feed in feeds:
+        feed.until_reading()
+    running = asyncio.Event()
+    running.set()
+
+    async def publish() -> None:
+        # the devices' pace, sped up: a reading per device every 0.2 s while `running` is set
+        while True:
+            await running.wait()
+            for feed in feeds:
+                feed.step()
+            await asyncio.sleep(0.2)
+
+    server = TestServer(make_app(config, hub), host="127.0.0.1")
+    await server.start_server()
+    task = asyncio.create_task(publish())
+    try:
+        yield str(server.make_url("/")), hub, feeds, running
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await server.close()
+
+
+SOC_TEXT = 'document.querySelector(\'[data-device="bmv"] [data-field="soc"]\').textContent'
+
+
+async def test_page_live_in_chromium(tmp_path: Path) -> None:
+    """The page loads without console errors, shows the current SOC and charts live points."""
+    async with (
+        pipeline(tmp_path) as (url, _hub, feeds, running),
+        open_page(url, tmp_path / "profile") as page,
+    ):
+        # history from the CSV is drawn, and live readings arrive over SSE
+        await page.wait_for("window.vedirect && window.vedirect.ready", limit=20)
+        history_points = await page.evaluate(
+            "window.vedirect.devices.get('bmv').charts.get('soc').points.length"
+        )
+        assert history_points >= HISTORY_HOURS * 120 * 0.9
+        await page.wait_for(
+            "window.vedirect.devices.get('bmv').charts.get('soc').liveCount >= 3", limit=20
+        )
+
+        # freeze the devices, then one more reading: the page must show exactly it
+        running.clear()  # the publisher is single-threaded: no step runs after this
+        reading: Reading = feeds[0].until_reading()
+        soc = reading.values["soc"]
+        assert isinstance(soc, float)
+        t_ms = reading.time.timestamp() * 1000
+        last_point = (
+            "(() => { const p = window.vedirect.devices.get('bmv').charts.get('soc').points; "
+            "return p[p.length - 1]; })()"
+        )
+        point = await page.wait_for(f"{last_point}[0] === {t_ms} && {last_point}", limit=10)
+        assert point == [t_ms, soc]
+        shown = await page.wait_for(f"{SOC_TEXT} === '{soc:.1f}' && {SOC_TEXT}")
+        assert shown == f"{soc:.1f}"
+        voltage = await page.evaluate(
+            'document.querySelector(\'[data-device="bmv"] [data-field="voltage"]\').textContent'
+        )
+        assert float(voltage) == pytest.approx(reading.values["voltage"], abs=0.005)
+        # the MPPT card exists with its own fields and charts
+        await page.wait_for(
+            'document.querySelector(\'[data-device="solar"] [data-field="panel_power"]\')'
+        )
+        assert await page.wait_for("window.vedirect.devices.get('solar').charts.has('panel_power')")
+        # health is visible
+        status = await page.wait_for(
+            "document.getElementById('status').textContent !== 'connecting…' && "
+            "document.getElementById('status').textContent"
+        )
+        assert status == "healthy"
+        running.set()
+
+        shot = tmp_path / "screenshot.png"
+        await page.screenshot(shot, 1280, 900)
+        data = shot.read_bytes()
+        assert data.startswith(PNG)
+        assert len(data) > 20_000  # a rendered page, not a blank one
+        target = os.environ.get("VEDIRECT_SCREENSHOT")
+        if target:
+            shutil.copyfile(shot, target)
+
+        # readable on a phone: nothing wider than the screen
+        await page.viewport(390, 844, mobile=True)
+        overflow = await page.wait_for(
+            "new Promise(r => requestAnimationFrame(() => r("
+            "{scroll: document.documentElement.scrollWidth, width: window.innerWidth})))"
+        )
+        assert overflow["scroll"] <= overflow["width"]
+        await page.screenshot(tmp_path / "phone.png", 390, 844, mobile=True)
+        assert page.errors == [], page.errors
