@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from .logsetup import RateLimitedLogger
 from .parser import ParserStats
 from .reading import Reading
 
@@ -218,6 +219,7 @@ class Hub:
         self.outputs: dict[str, OutputState] = {}
         self.published = 0
         self._listeners: list[Callable[[Reading], None]] = []
+        self._limited = RateLimitedLogger(_LOGGER, interval=60.0)
 
     def subscribe(
         self, name: str, *, maxsize: int = 256, latest_only: bool = False
@@ -264,4 +266,11 @@ class Hub:
             try:
                 callback(reading)
             except Exception:
-                _LOGGER.exception("hub: listener %r failed", callback)
+                self._limited.log(
+                    logging.ERROR,
+                    repr(callback),
+                    "hub: listener %r failed on a reading of %s",
+                    callback,
+                    reading.device,
+                    exc_info=True,
+                )

@@ -1,0 +1,125 @@
+"""The hub: bounded per-subscriber queues, drop-oldest, coalescing, isolation of consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import pytest
+
+from vedirect_async.hub import Hub
+from vedirect_async.reading import Reading
+
+
+def reading(device: str, n: int) -> Reading:
+    return Reading(device=device, time=datetime.now(UTC), monotonic=float(n), values={"n": n})
+
+
+def test_full_queue_drops_the_oldest_and_counts() -> None:
+    """A FIFO subscriber that falls behind keeps the newest maxsize readings, counts the rest."""
+    hub = Hub()
+    sub = hub.subscribe("csv", maxsize=3)
+    for n in range(10):
+        hub.publish(reading("bmv", n))
+    assert sub.dropped == 7
+    assert len(sub) == 3
+    got = [sub.get_nowait() for _ in range(3)]
+    assert [r.values["n"] for r in got if r is not None] == [7, 8, 9]
+    assert sub.get_nowait() is None
+    assert sub.delivered == 3
+
+
+def test_latest_only_keeps_the_newest_per_device_in_arrival_order() -> None:
+    """Coalescing: one reading per device, the newest, superseded ones counted."""
+    hub = Hub()
+    sub = hub.subscribe("domoticz", latest_only=True)
+    hub.publish(reading("bmv", 1))
+    hub.publish(reading("mppt", 2))
+    hub.publish(reading("bmv", 3))
+    assert len(sub) == 2
+    assert sub.dropped == 1
+    first, second = sub.get_nowait(), sub.get_nowait()
+    assert first is not None
+    assert second is not None
+    assert (first.device, first.values["n"]) == ("mppt", 2)
+    assert (second.device, second.values["n"]) == ("bmv", 3)
+    hub.publish(reading("bmv", 4))
+    hub.publish(reading("bmv", 5))
+    assert {d: r.values["n"] for d, r in sub.drain_latest().items()} == {"bmv": 5}
+
+
+async def test_waiting_consumer_wakes_on_publish_and_ends_on_close() -> None:
+    """get() waits for the next reading; close() ends an async-for loop cleanly."""
+    hub = Hub()
+    sub = hub.subscribe("x")
+    received: list[int] = []
+
+    async def consume() -> None:
+        async for r in sub:
+            received.append(int(r.monotonic))
+
+    task = asyncio.get_running_loop().create_task(consume())
+    await asyncio.sleep(0)  # let it start waiting: the point is publishing to a waiter
+    hub.publish(reading("bmv", 1))
+    hub.publish(reading("bmv", 2))
+    sub.close()
+    await asyncio.wait_for(task, 1)
+    assert received == [1, 2]
+    assert hub.subscriptions == ()
+    hub.publish(reading("bmv", 3))  # closed: nothing queued, nothing raised
+    assert len(sub) == 0
+
+
+async def test_raising_and_blocked_consumers_do_not_slow_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A producer at full rate: a blocked consumer and a raising listener cost the rest nothing."""
+    hub = Hub()
+    fast = hub.subscribe("fast", maxsize=10_000)
+    blocked = hub.subscribe("blocked", maxsize=16)
+    calls = 0
+
+    def raising_listener(r: Reading) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("listener bug")
+
+    hub.add_listener(raising_listener)
+    got = 0
+
+    async def consume() -> None:
+        nonlocal got
+        async for _ in fast:
+            got += 1
+
+    consumer = asyncio.get_running_loop().create_task(consume())
+    total = 5_000
+    for n in range(total):
+        hub.publish(reading("bmv", n))  # never awaits: the producer is not held up by anyone
+        if n % 100 == 0:
+            await asyncio.sleep(0)  # a real reader yields between chunks; so does this one
+    fast.close()
+    await asyncio.wait_for(consumer, 5)
+    assert got == total
+    assert fast.dropped == 0
+    assert blocked.dropped == total - 16
+    assert len(blocked) == 16
+    assert calls == total
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1  # rate-limited: one traceback, not 5,000
+    assert errors[0].exc_info is not None
+
+
+def test_state_records_are_created_once_and_shared() -> None:
+    """device() and output() return the same record for the same name (for /health)."""
+    hub = Hub()
+    assert hub.device("bmv", "/dev/ttyUSB0") is hub.device("bmv")
+    state = hub.output("csv")
+    state.degraded("disk slow")
+    state.count("rows", 3)
+    assert hub.output("csv").reason == "disk slow"
+    assert hub.output("csv").counters == {"rows": 3}
+    state.ok()
+    assert state.reason == ""
+    assert state.successes == 1
