@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from vedirect_async.parser import HexRecord, Parser, TextBlock, encode_block
+from vedirect_async.reading import Assembler
 from vedirect_async.simulator import (
     CAPACITY_AH,
     KINDS,
@@ -25,10 +26,10 @@ from vedirect_async.simulator import (
 ROOT = Path(__file__).resolve().parent.parent
 DAY = 86_400
 
-Fields = dict[str, str]
+Raw = dict[bytes, bytes]
 
 
-def _fields(block: TextBlock) -> Fields:
+def _fields(block: TextBlock) -> dict[str, str]:
     return {label.decode(): value.decode() for label, value in block.fields}
 
 
@@ -39,15 +40,16 @@ def _blocks(data: bytes) -> tuple[list[TextBlock], Parser]:
 
 
 @pytest.fixture(scope="module")
-def bmv_day() -> list[tuple[Fields, Fields]]:
+def bmv_day() -> list[tuple[Raw, Raw]]:
     """One simulated day of a BMV-712 (seed 7), parsed: (main block, H block) per second."""
     device = SimulatedDevice("bmv712", seed=7, start=datetime(2026, 6, 21, tzinfo=UTC))
     parser = Parser()
-    updates: list[tuple[Fields, Fields]] = []
+    updates: list[tuple[Raw, Raw]] = []
     for _ in range(DAY):
-        blocks = [e for e in parser.feed(device.next_second()) if isinstance(e, TextBlock)]
-        assert len(blocks) == 2
-        updates.append((_fields(blocks[0]), _fields(blocks[1])))
+        main, history = parser.feed(device.next_second())
+        assert isinstance(main, TextBlock)
+        assert isinstance(history, TextBlock)
+        updates.append((dict(main.fields), dict(history.fields)))
     assert parser.stats.checksum_errors == 0
     assert parser.stats.bytes_discarded == 0
     return updates
@@ -80,6 +82,32 @@ def test_each_kind_sends_its_blocks_every_second(
     assert parser.stats.bytes_discarded == 0
 
 
+@pytest.mark.parametrize(
+    ("kind", "product"),
+    [
+        ("bmv712", "BMV-712 Smart"),
+        ("smartshunt", "SmartShunt 500A/50mV"),
+        ("mppt", "SmartSolar MPPT 100/20"),
+    ],
+)
+def test_every_simulated_field_is_in_the_catalogue(kind: str, product: str) -> None:
+    """The assembler makes one reading per second with no unknown or undecodable field."""
+    device = SimulatedDevice(kind, seed=6)
+    parser = Parser()
+    assembler = Assembler(kind)
+    readings = []
+    for second in range(200):
+        for block in parser.feed(device.next_second()):
+            assert isinstance(block, TextBlock)
+            reading = assembler.feed(block, device.time, float(second))
+            if reading is not None:
+                readings.append(reading)
+    assert len(readings) == 200
+    assert assembler.stats.unknown_labels == assembler.stats.undecodable == 0
+    assert assembler.stats.incomplete == assembler.stats.orphans == 0
+    assert {r.product for r in readings} == {product}
+
+
 def test_bmv_and_smartshunt_identity_fields() -> None:
     """BMV-712 and SmartShunt carry their real PID, model, firmware; only the BMV has Relay."""
     bmv, h_block = _blocks(SimulatedDevice("bmv712", seed=2).next_second())[0]
@@ -94,84 +122,84 @@ def test_bmv_and_smartshunt_identity_fields() -> None:
     assert labels == [f"H{n}" for n in (*range(1, 13), 15, 16, 17, 18)]
 
 
-def test_bmv_day_values_are_plausible(bmv_day: list[tuple[Fields, Fields]]) -> None:
+def test_bmv_day_values_are_plausible(bmv_day: list[tuple[Raw, Raw]]) -> None:
     """A day: SOC in 0..100 % and = (capacity + CE) / capacity, V in 12 V range, P = V * I."""
     capacity_mah = CAPACITY_AH * 1000
     for main, _history in bmv_day:
-        soc, ce = int(main["SOC"]), int(main["CE"])
-        volts, amps = int(main["V"]) / 1000, int(main["I"]) / 1000
+        soc, ce = int(main[b"SOC"]), int(main[b"CE"])
+        volts, amps = int(main[b"V"]) / 1000, int(main[b"I"]) / 1000
         assert 0 <= soc <= 1000
         assert ce <= 0
         assert abs(soc - 1000 * (capacity_mah + ce) / capacity_mah) <= 1
         assert 10.5 <= volts <= 15.0
-        assert abs(int(main["P"]) - volts * amps) <= 1
+        assert abs(int(main[b"P"]) - volts * amps) <= 1
         if amps < 0:  # TTG counts down while discharging, -1 (infinite) otherwise
-            assert int(main["TTG"]) >= 0
+            assert int(main[b"TTG"]) >= 0
         else:
-            assert main["TTG"] == "-1"
+            assert main[b"TTG"] == b"-1"
 
 
 def test_bmv_day_discharges_at_night_and_charges_by_day(
-    bmv_day: list[tuple[Fields, Fields]],
+    bmv_day: list[tuple[Raw, Raw]],
 ) -> None:
     """Night hours draw from the battery, midday charges it, and CE integrates the current."""
 
     def mean_current(first_hour: int, last_hour: int) -> float:
         rows = bmv_day[first_hour * 3600 : last_hour * 3600]
-        return sum(int(main["I"]) for main, _ in rows) / len(rows) / 1000
+        return sum(int(main[b"I"]) for main, _ in rows) / len(rows) / 1000
 
     assert mean_current(0, 5) < -0.5
     assert mean_current(9, 15) > 2.0
     # Between two seconds CE moves by the current over one second (charge current times
     # the charge efficiency), unless the monitor synchronised to 100 %.
     for (before, _), (after, _) in itertools.pairwise(bmv_day):
-        step = int(after["CE"]) - int(before["CE"])
-        if after["CE"] == "0":
+        step = int(after[b"CE"]) - int(before[b"CE"])
+        if after[b"CE"] == b"0":
             continue
-        assert abs(step - int(after["I"]) / 3600 * (0.95 if int(after["I"]) > 0 else 1)) <= 2
+        assert abs(step - int(after[b"I"]) / 3600 * (0.95 if int(after[b"I"]) > 0 else 1)) <= 2
 
 
-def test_bmv_day_history_counters_grow(bmv_day: list[tuple[Fields, Fields]]) -> None:
+def test_bmv_day_history_counters_grow(bmv_day: list[tuple[Raw, Raw]]) -> None:
     """H6 (Ah drawn) only falls, H17/H18 (0.01 kWh) only grow, H7/H8 bound every V seen."""
     first, last = bmv_day[0][1], bmv_day[-1][1]
-    assert int(last["H6"]) < int(first["H6"])
-    assert int(last["H17"]) > int(first["H17"])
-    assert int(last["H18"]) > int(first["H18"])
+    assert int(last[b"H6"]) < int(first[b"H6"])
+    assert int(last[b"H17"]) > int(first[b"H17"])
+    assert int(last[b"H18"]) > int(first[b"H18"])
     for (_, h0), (m1, h1) in itertools.pairwise(bmv_day):
-        assert int(h1["H6"]) <= int(h0["H6"])
-        assert int(h1["H17"]) >= int(h0["H17"])
-        assert int(h1["H18"]) >= int(h0["H18"])
-        assert int(h1["H7"]) <= int(m1["V"]) <= int(h1["H8"])
-        assert int(h1["H1"]) <= int(m1["CE"])  # deepest discharge is at least this deep
-        if int(h1["H10"]) > int(h0["H10"]):  # a synchronisation resets SOC and H9
-            assert m1["SOC"] == "1000"
-            assert h1["H9"] == "0"
-        elif h0["H9"] != "0":
-            assert int(h1["H9"]) == int(h0["H9"]) + 1
+        assert int(h1[b"H6"]) <= int(h0[b"H6"])
+        assert int(h1[b"H17"]) >= int(h0[b"H17"])
+        assert int(h1[b"H18"]) >= int(h0[b"H18"])
+        assert int(h1[b"H7"]) <= int(m1[b"V"]) <= int(h1[b"H8"])
+        assert int(h1[b"H1"]) <= int(m1[b"CE"])  # deepest discharge is at least this deep
+        if int(h1[b"H10"]) > int(h0[b"H10"]):  # a synchronisation resets SOC and H9
+            assert m1[b"SOC"] == b"1000"
+            assert h1[b"H9"] == b"0"
+        elif h0[b"H9"] != b"0":
+            assert int(h1[b"H9"]) == int(h0[b"H9"]) + 1
 
 
 def test_mppt_follows_the_sun_through_charger_states() -> None:
     """An MPPT day: off at night (no input power), bulk/absorption/float by day, yield grows."""
     device = SimulatedDevice("mppt", seed=5, start=datetime(2026, 6, 21, tzinfo=UTC))
     parser = Parser()
-    seen: dict[int, set[str]] = {}
+    seen: dict[int, set[bytes]] = {}
     noon_power = 0
     yields: list[int] = []
     for second in range(DAY):
         (block,) = (e for e in parser.feed(device.next_second()) if isinstance(e, TextBlock))
-        f = _fields(block)
+        f = dict(block.fields)
         hour = second // 3600
-        seen.setdefault(hour, set()).add(f["CS"])
+        seen.setdefault(hour, set()).add(f[b"CS"])
         if hour in (1, 2, 3):
-            assert (f["CS"], f["PPV"], f["OR"], f["MPPT"]) == ("0", "0", "0x00000001", "0")
+            assert (f[b"CS"], f[b"PPV"], f[b"OR"], f[b"MPPT"]) == (b"0", b"0", b"0x00000001", b"0")
         if hour == 13:
-            noon_power = max(noon_power, int(f["PPV"]))
-        if int(f["PPV"]) > 0:
-            assert int(f["VPV"]) > int(f["V"])  # panels above the battery while producing
-        yields.append(int(f["H19"]))
+            noon_power = max(noon_power, int(f[b"PPV"]))
+        if int(f[b"PPV"]) > 0:
+            assert int(f[b"VPV"]) > int(f[b"V"])  # panels above the battery while producing
+        yields.append(int(f[b"H19"]))
     assert parser.stats.checksum_errors == 0
     states = set().union(*seen.values())
-    assert {"0", "3", "4", "5"} <= states
+    assert {b"0", b"3", b"4", b"5"} <= states
     assert 100 <= noon_power <= 300
     assert yields == sorted(yields)
     assert yields[-1] > yields[0]

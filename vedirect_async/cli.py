@@ -62,13 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--pty", action="store_true", help="create a pseudo-terminal, print its path, write into it"
     )
     simulate.add_argument("--link", default=None, help="also make this symlink to the pty")
-    simulate.add_argument("--speed", type=float, default=1.0, help="time factor (10 = 10x)")
+    simulate.add_argument(
+        "--speed", type=float, default=1.0, help="time factor (10 = 10x; inf = no pacing)"
+    )
     simulate.add_argument(
         "--corrupt", type=float, default=0.0, help="fraction of bytes to corrupt (0..1)"
     )
     simulate.add_argument("--hex", action="store_true", help="interleave async HEX records")
     simulate.add_argument("--seed", type=int, default=None, help="random seed")
-    simulate.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    simulate.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after N seconds of device time (N / speed seconds of wall time)",
+    )
 
     check = sub.add_parser("check-config", help="validate a config and print it, secrets masked")
     check.add_argument("path", nargs="?", default=None, help="configuration file")

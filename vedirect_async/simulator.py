@@ -210,17 +210,18 @@ class _Plant:
         hour = self.day_second / 3600.0
         self._weather(hour)
         self._loads(hour)
-        pv_avail = _PANEL_WP * _PANEL_DERATE * _sun(hour) ** 2 * self.clouds
+        sun = _sun(hour)
+        pv_avail = _PANEL_WP * _PANEL_DERATE * sun * sun * self.clouds
         self._charger(pv_avail)
         self._battery()
-        self._panel(pv_avail, hour)
+        self._panel(pv_avail, sun)
         self._monitor()
         # starter battery: rests near 12.7 V, follows the main bank while it is charged
         if self.vs > 5.0:
             target = 13.4 if self.cs in (_CS_ABSORPTION, _CS_FLOAT) else 12.7
-            self.vs += (target - self.vs) * 0.002 + rng.gauss(0.0, 0.001)
+            self.vs += (target - self.vs) * 0.002 + (rng.random() - 0.5) * (0.001 * _SQRT12)
         else:
-            self.vs = min(0.0, max(-0.03, self.vs + rng.gauss(0.0, 0.0005)))
+            self.vs = min(0.0, max(-0.03, self.vs + (rng.random() - 0.5) * (0.0005 * _SQRT12)))
         self.vs_min = min(self.vs_min, self.vs)
         self.vs_max = max(self.vs_max, self.vs)
 
@@ -228,7 +229,8 @@ class _Plant:
         rng = self.rng
         if self.day_second == 0:
             self.clouds_target = rng.uniform(0.35, 1.0)  # today's weather
-        self.clouds += (self.clouds_target - self.clouds) * 0.002 + rng.gauss(0.0, 0.012)
+        drift = (self.clouds_target - self.clouds) * 0.002
+        self.clouds += drift + (rng.random() - 0.5) * (0.012 * _SQRT12)
         self.clouds = min(1.0, max(0.15, self.clouds))
 
     def _loads(self, hour: float) -> None:
@@ -246,7 +248,7 @@ class _Plant:
         self.load_out = 0.35 if hour >= 20.0 or hour < 6.0 else 0.0  # garden lights
         self.load = (
             1.5
-            + rng.gauss(0.0, 0.05)
+            + (rng.random() - 0.5) * (0.05 * _SQRT12)
             + (5.0 if self.fridge_on else 0.0)
             + lights
             + self.load_out
@@ -307,24 +309,24 @@ class _Plant:
             target = min(target, _V_ABSORPTION) if self.i_charge < self.load else _V_ABSORPTION
         elif self.cs == _CS_FLOAT:
             target = min(target, _V_FLOAT) if self.i_charge < self.load else _V_FLOAT
-        self.v += (target - self.v) * _FILTER + rng.gauss(0.0, 0.002)
+        self.v += (target - self.v) * _FILTER + (rng.random() - 0.5) * (0.002 * _SQRT12)
         if self.cs == _CS_BULK and self.v >= _V_ABSORPTION:
             self.v = _V_ABSORPTION
             self.cs = _CS_ABSORPTION
             self.absorption_s = 0
 
-    def _panel(self, pv_avail: float, hour: float) -> None:
+    def _panel(self, pv_avail: float, sun: float) -> None:
         rng = self.rng
         out_w = self.i_charge * self.v
         self.ppv = out_w / _CHARGER_EFF if out_w > 0.0 else 0.0
-        sun = _sun(hour)
         if sun <= 0.0:
             self.vpv = rng.uniform(0.0, 0.05)
         else:
             voc = _PANEL_VOC * (0.8 + 0.2 * min(1.0, sun * 5.0))
             vmp = _PANEL_VMP * (0.92 + 0.08 * min(1.0, sun * 3.0))
             used = self.ppv / pv_avail if pv_avail > 0.0 else 0.0
-            self.vpv = vmp + (voc - vmp) * (1.0 - min(1.0, used)) + rng.gauss(0.0, 0.05)
+            noise = (rng.random() - 0.5) * (0.05 * _SQRT12)
+            self.vpv = vmp + (voc - vmp) * (1.0 - min(1.0, used)) + noise
         self.yield_total += out_w / 3600.0
         self.yield_today += out_w / 3600.0
         self.pmax_today = max(self.pmax_today, self.ppv)
@@ -379,6 +381,9 @@ class _Plant:
 
 
 _SECOND = timedelta(seconds=1)
+# Noise is uniform (random() is ~10x cheaper than gauss()); width sigma * sqrt(12) gives it
+# the standard deviation sigma.
+_SQRT12 = math.sqrt(12.0)
 
 
 def _sun(hour: float) -> float:
