@@ -7,7 +7,10 @@ import math
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from vedirect_async.fields import text_of
 from vedirect_async.parser import TextBlock, encode_block
 from vedirect_async.reading import UNAVAILABLE, Assembler, Reading, json_value
 
@@ -326,3 +329,56 @@ def test_as_json_marks_unavailable_and_infinite() -> None:
     assert json_value(("a",)) == ["a"]
     assert json_value(UNAVAILABLE) is None
     assert json_value(-math.inf) == "-infinite"
+
+
+_POOL = [
+    bmv_main(),
+    bmv_main(13000, soc="---"),
+    bmv_history(),
+    mppt(),
+    mppt(pid="0xA05F"),
+    block(("PID", "0xA06C"), ("V", "52700")),
+    block(("ERR", "0"), ("HSDS", "2")),
+    block(("PID", "0xA3F0"), ("V", "1")),
+    block(("V", "1"), ("NEWX", "\x01")),
+    block(("PID", "0xZZ"), ("V", "1")),
+]
+
+
+def _pairs(blocks: list[TextBlock]) -> list[tuple[str, str]]:
+    return [(k.decode(), text_of(v)) for b in blocks for k, v in b.fields]
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(_POOL) - 1), st.floats(0, 5, allow_nan=False)),
+        max_size=60,
+    )
+)
+def test_any_block_sequence_gives_contiguous_whole_readings(steps: list[tuple[int, float]]) -> None:
+    """Whatever blocks arrive, in any order and timing: no exception, every reading is a run of
+    consecutive fed blocks ending with the block that emitted it, and no block is used twice."""
+    asm = Assembler("fuzz")
+    fed: list[TextBlock] = []
+    used_up_to = 0  # blocks before this index are already in a reading (or dropped)
+    mono = 0.0
+    for index, gap in steps:
+        mono += gap
+        fed.append(_POOL[index])
+        reading = asm.feed(_POOL[index], WALL, mono)
+        if reading is None:
+            continue
+        # Emitted on its own last block, or (size not learned yet) when the next PID block
+        # showed that the update had ended: then that PID block is not part of it.
+        ends = [len(fed)]
+        if any(k == b"PID" for k, _ in fed[-1].fields):
+            ends.append(len(fed) - 1)
+        matches = [
+            (first, end)
+            for end in ends
+            for first in range(used_up_to, end)
+            if _pairs(fed[first:end]) == list(reading.raw)
+        ]
+        assert matches, "a reading must be a run of consecutive, unused blocks"
+        used_up_to = max(end for _, end in matches)
+    assert asm.stats.blocks == len(steps)

