@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 from tests.chromium import CHROMIUM, open_page
 from tests.webfeed import Feed, make_config, write_csv_history
 from vedirect_async.hub import Hub
+from vedirect_async.outputs.csv_log import device_path
 from vedirect_async.reading import Reading
 from vedirect_async.simulator import SimulatedDevice
 from vedirect_async.web import make_app
@@ -42,7 +43,9 @@ async def pipeline(tmp_path: Path) -> AsyncIterator[tuple[str, Hub, list[Feed], 
     )
     start = datetime.now(UTC) - timedelta(hours=HISTORY_HOURS)
     bmv_sim = SimulatedDevice("bmv712", seed=3, start=start)
-    await asyncio.to_thread(write_csv_history, Path(config.csv.path), bmv_sim, HISTORY_HOURS)
+    # two devices: the CSV output writes one file per device (vedirect_data_bmv.csv)
+    csv_path = device_path(config.csv.path, "bmv", [d.name for d in config.device])
+    await asyncio.to_thread(write_csv_history, csv_path, bmv_sim, HISTORY_HOURS)
     hub = Hub()
     feeds = [
         Feed(hub, "bmv", clock=time.monotonic, sim=bmv_sim),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
 import time
@@ -376,7 +377,13 @@ def test_csv_tail_backfill(tmp_path: Path) -> None:
     rows.insert(30, "garbage,row")
     rows.append("2026-11-25 11:00:00,12.5,---,,77.0")
     path.write_text("\n".join(rows) + "\n")
-    columns = {"Volts": "voltage", "Amps": "current", "AHr": "consumed_ah", "SOC": "soc"}
+    columns = {
+        "Time": "time",
+        "Volts": "voltage",
+        "Amps": "current",
+        "AHr": "consumed_ah",
+        "SOC": "soc",
+    }
     result = read_csv_tail(path, 10, "bmv", columns.get)
     points = result.points["bmv"]
     assert len(points) == 10
@@ -421,6 +428,31 @@ async def test_history_api_backfill_and_live(tmp_path: Path) -> None:
         capped = await (await client.get("/api/history?field=soc&max_points=10")).json()
         assert len(capped["t"]) == 10
         assert capped["t"][-1] == body["t"][-1]
+
+
+async def test_history_backfill_follows_csv_config(tmp_path: Path) -> None:
+    """Backfill reads each device's file with the configured columns, as the CSV output writes."""
+    config = make_config(
+        tmp_path,
+        extra='[[device]]\nname = "solar"\nport = "simulator:mppt"\n',
+    )
+    csv = dataclasses.replace(
+        config.csv,
+        path=str(tmp_path / "log_{device}.csv"),
+        columns=["When=time", "Battery=V", "soc", "solar:PPV"],
+        time_format="utc",
+    )
+    config = dataclasses.replace(config, csv=csv)
+    now = int(time.time())
+    stamp = datetime.fromtimestamp(now - 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    write(str(tmp_path / "log_bmv.csv"), f"When,Battery,soc\n{stamp},12.5,,\n")
+    write(str(tmp_path / "log_solar.csv"), f"When,Battery,soc,PPV\n{stamp},13.1,,250\n")
+    async with serve(config, Hub()) as client:
+        bmv = await (await client.get("/api/history?device=bmv")).json()
+        solar = await (await client.get("/api/history?device=solar")).json()
+    assert bmv["t"] == [now - 60]
+    assert bmv["values"] == {"voltage": [12.5]}
+    assert solar["values"] == {"voltage": [13.1], "panel_power": [250.0]}
 
 
 async def test_history_ignores_a_broken_csv(tmp_path: Path) -> None:

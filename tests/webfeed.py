@@ -13,6 +13,7 @@ from pathlib import Path
 
 from vedirect_async.config import Config, load_config
 from vedirect_async.hub import Hub, ReaderState
+from vedirect_async.outputs.csv_log import format_time, format_value
 from vedirect_async.parser import Parser, TextBlock
 from vedirect_async.reading import Assembler, Reading
 from vedirect_async.simulator import SimulatedDevice
@@ -82,6 +83,9 @@ class Feed:
         raise AssertionError(f"no reading after {limit} simulated seconds")
 
 
+_LEGACY = (("voltage", 3), ("current", 3), ("consumed_ah", 3), ("soc", 1))  # Volts,Amps,AHr,SOC
+
+
 def write_csv_history(
     path: Path, sim: SimulatedDevice, hours: float, interval: int = 30, device: str = "bmv"
 ) -> int:
@@ -101,11 +105,8 @@ def write_csv_history(
         wall = end - timedelta(seconds=seconds - 1 - k)
         for event in parser.feed(data):
             if isinstance(event, TextBlock) and (r := assembler.feed(event, wall, float(k))):
-                v = r.values
-                rows.append(
-                    f"{wall.isoformat(timespec='seconds')},{v['voltage']},{v['current']},"
-                    f"{v['consumed_ah']},{v['soc']}"
-                )
+                cells = [format_value(r.values.get(f), d) for f, d in _LEGACY]
+                rows.append(",".join([format_time(wall, utc=False), *cells]))
     path.write_text("\n".join(rows) + "\n")
     return len(rows) - 1
 

@@ -210,43 +210,46 @@ def read_csv_tail(
     default_device: str,
     column_field: Callable[[str], str | None],
 ) -> CsvBackfill:
-    """Read the newest ``max_rows`` rows of the CSV log (blocking; run it in a thread).
+    """Read the newest ``max_rows`` rows of a CSV log (blocking; run it in a thread).
 
-    The header names the columns: a time column (``Time``), an optional device column
-    (``Device``), and value columns that ``column_field`` maps to field names (None = ignore).
-    Rows that do not parse are counted and skipped.
+    ``column_field`` maps each header to a field name, to the pseudo-fields ``"time"`` and
+    ``"device"``, or to None (ignored). A time column is required; without a device column
+    every row belongs to ``default_device``. Rows whose time does not parse are counted and
+    skipped; cells that are not finite numbers (empty, ``ON``, ``inf``) are left out.
     """
     header_line, lines = _tail_lines(path, max_rows)
-    header = next(csv.reader([header_line]), [])
-    lowered = [name.strip().lower() for name in header]
-    if "time" not in lowered:
-        raise ValueError(f"{path}: no Time column in the header {header!r}")
-    time_col = lowered.index("time")
-    device_col = lowered.index("device") if "device" in lowered else None
+    header = [name.strip() for name in next(csv.reader([header_line]), [])]
+    time_col: int | None = None
+    device_col: int | None = None
     mapped: dict[int, str] = {}
     for i, name in enumerate(header):
-        if i in (time_col, device_col):
-            continue
-        field = column_field(name.strip())
-        if field is not None:
+        field = column_field(name)
+        if field == "time":
+            time_col = i
+        elif field == "device":
+            device_col = i
+        elif field is not None:
             mapped[i] = field
+    if time_col is None:
+        raise ValueError(f"{path}: no time column in the header {header!r}")
     points: dict[str, list[Point]] = {}
     skipped = 0
     for row in csv.reader(lines):
         try:
             t = _parse_time(row[time_col])
             device = row[device_col].strip() if device_col is not None else default_device
-            values: dict[str, float] = {}
-            for i, field in mapped.items():
-                cell = row[i].strip() if i < len(row) else ""
-                if cell and cell != "---":
-                    number = float(cell)
-                    if math.isfinite(number):
-                        values[field] = number
         except (ValueError, IndexError):
             skipped += 1
             continue
+        values: dict[str, float] = {}
+        for i, field in mapped.items():
+            try:
+                number = float(row[i])
+            except (ValueError, IndexError):
+                continue
+            if math.isfinite(number):
+                values[field] = number
         if values and device:
             points.setdefault(device, []).append((t, values))
-    columns = {header[i].strip(): field for i, field in mapped.items()}
+    columns = {header[i]: field for i, field in mapped.items()}
     return CsvBackfill(points, skipped, columns)

@@ -45,6 +45,7 @@ from . import fields
 from .config import SECRET_KEYS, Config, ConfigError, load_config
 from .history import History, read_csv_tail
 from .hub import Hub, OutputHealth, ReaderState, Subscription
+from .outputs.csv_log import device_path, parse_columns
 from .reading import UNAVAILABLE, Reading, Value
 
 __all__ = ["WebServer", "cli_health", "health_url", "make_app", "reading_json"]
@@ -63,8 +64,6 @@ STREAM_WRITE_TIMEOUT = 10.0  # a client that does not take a write for this long
 BACKFILL_TIMEOUT = 10.0  # seconds for reading the CSV tail at start-up (a dead disk)
 SHUTDOWN_TIMEOUT = 3.0
 MAX_TEXT_LABEL = 64  # text values longer than this are not exported as metric labels
-# the seed script's CSV columns -> VE.Direct labels (the CSV engineer's default header)
-LEGACY_CSV_COLUMNS = {"Volts": "V", "Amps": "I", "AHr": "CE", "SOC": "SOC"}
 
 
 # -- per-app state --------------------------------------------------------------------------
@@ -175,40 +174,51 @@ class _Web:
         for sub in list(self.streams):
             sub.close()  # the stream handler's get() ends, so it returns promptly
 
-    def csv_column_field(self, column: str) -> str | None:
-        field = fields.lookup(LEGACY_CSV_COLUMNS.get(column, column))
-        return None if field is None else field.name
+    def _csv_sources(self) -> list[tuple[str, Path, dict[str, str]]]:
+        """(device, CSV file, header -> field) for each device, as the CSV output writes them."""
+        devices = [d.name for d in self.config.device]
+        columns = parse_columns(self.config.csv.columns, devices)
+        return [
+            (
+                device,
+                device_path(self.config.csv.path, device, devices),
+                {c.header: c.source for c in columns if c.device in (None, device)},
+            )
+            for device in devices
+        ]
 
     async def _backfill(self) -> None:
-        path = Path(self.config.csv.path)
-        if not self.history.capacity or not self.config.device:
+        if not self.history.capacity:
             return
         try:
-            if not await asyncio.to_thread(path.is_file):
-                return
-            result = await asyncio.wait_for(
-                asyncio.to_thread(
-                    read_csv_tail,
-                    path,
-                    self.history.capacity,
-                    self.config.device[0].name,
-                    self.csv_column_field,
-                ),
-                BACKFILL_TIMEOUT,
-            )
-        except (OSError, ValueError, TimeoutError) as exc:
-            _LOGGER.warning("http: history not backfilled from %s: %s", path, exc)
+            sources = self._csv_sources()
+        except ConfigError as exc:
+            _LOGGER.warning("http: history not backfilled: %s", exc)
             return
-        added = 0
-        for device, points in result.points.items():
-            for t, values in points:
-                added += self.history.add_point(device, t, values)
-        _LOGGER.info(
-            "http: history backfilled with %d points from %s (%d rows skipped)",
-            added,
-            path,
-            result.skipped,
-        )
+        for device, path, headers in sources:
+            try:
+                if not await asyncio.wait_for(asyncio.to_thread(path.is_file), BACKFILL_TIMEOUT):
+                    continue
+                result = await asyncio.wait_for(
+                    asyncio.to_thread(
+                        read_csv_tail, path, self.history.capacity, device, headers.get
+                    ),
+                    BACKFILL_TIMEOUT,
+                )
+            except (OSError, ValueError, TimeoutError) as exc:
+                _LOGGER.warning("http: %s: history not backfilled from %s: %s", device, path, exc)
+                continue
+            added = 0
+            for name, points in result.points.items():
+                for t, values in points:
+                    added += self.history.add_point(name, t, values)
+            _LOGGER.info(
+                "http: %s: history backfilled with %d points from %s (%d rows skipped)",
+                device,
+                added,
+                path,
+                result.skipped,
+            )
 
 
 WEB = web.AppKey("vedirect_web", _Web)
