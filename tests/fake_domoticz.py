@@ -274,9 +274,13 @@ class FakeDomoticz:
         #: pretend the listener is the HTTPS port (Basic auth is then always allowed)
         self.https = https
         #: user -> (password, rights: 0 viewer, 1 user, 2 admin)
-        self.users: dict[str, tuple[str, int]] = dict(users or {"admin": ("domoticz", 2)})
+        self.users: dict[str, tuple[str, int]] = dict(
+            {"admin": ("domoticz", 2)} if users is None else users
+        )
         #: Lua parsers present in scripts/lua_parsers (None = present, does nothing)
-        self.scripts: dict[str, LuaParser | None] = dict(scripts or {"ap_bmv.lua": None})
+        self.scripts: dict[str, LuaParser | None] = dict(
+            {"ap_bmv.lua": None} if scripts is None else scripts
+        )
         #: serve the old type=devices style (2023.2 - 2024.7) instead of 404
         self.legacy_rtypes = legacy_rtypes
         self.devices: dict[int, FakeDevice] = {}
@@ -315,7 +319,15 @@ class FakeDomoticz:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         app.on_response_prepare.append(self._strip_headers)
         self._release = asyncio.Event()
-        runner = web.AppRunner(app, keepalive_timeout=20, access_log=None, handle_signals=False)
+        # handler_cancellation: a request whose client gave up (timeout) stops counting as
+        # in flight, so max_concurrency measures the client, not our own hung handlers
+        runner = web.AppRunner(
+            app,
+            keepalive_timeout=20,
+            access_log=None,
+            handle_signals=False,
+            handler_cancellation=True,
+        )
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
         await site.start()

@@ -179,9 +179,23 @@ class DomoticzDevice:
     kind: str = field(
         default="custom",
         metadata=_doc(
-            "voltage, current, percentage, custom, kwh, text, alert",
-            choices=("voltage", "current", "percentage", "custom", "kwh", "text", "alert"),
+            "voltage, current, percentage, custom, kwh, text, alert, usage, temperature",
+            choices=(
+                "voltage",
+                "current",
+                "percentage",
+                "custom",
+                "kwh",
+                "text",
+                "alert",
+                "usage",
+                "temperature",
+            ),
         ),
+    )
+    power_field: str = field(
+        default="",
+        metadata=_doc("kind = kwh: field giving the power (W) sent with the energy; empty = 0"),
     )
     # last: the attribute name shadows dataclasses.field inside this class body
     field: str = dataclasses.field(
@@ -201,6 +215,31 @@ class DomoticzConfig:
     timeout: float = field(default=5.0, metadata=_doc("per-request timeout", min=0.1))
     username: str = field(default="", metadata=_doc("basic-auth user; empty = no auth"))
     password: str = field(default="", metadata=_doc("basic-auth password (prefer the env var)"))
+    password_file: str = field(
+        default="", metadata=_doc("file holding the basic-auth password (first line)")
+    )
+    verify_tls: bool = field(
+        default=True, metadata=_doc("https: verify the server certificate (keep it on)")
+    )
+    ca_file: str = field(
+        default="", metadata=_doc("https: extra CA / self-signed certificate (PEM) to trust")
+    )
+    heartbeat: float = field(
+        default=300.0,
+        metadata=_doc(
+            "re-post unchanged values this often; 0 = post every value each interval", min=0.0
+        ),
+    )
+    post_on_change: bool = field(
+        default=True,
+        metadata=_doc("post at once when alarm, relay, charger state or error changes"),
+    )
+    backoff_max: float = field(
+        default=60.0, metadata=_doc("longest wait between retries while Domoticz fails", min=0.1)
+    )
+    probe: bool = field(
+        default=True, metadata=_doc("at start, ask Domoticz its version and check each idx")
+    )
     devices: list[DomoticzDevice] = field(
         default_factory=list, metadata=_doc("[[domoticz.devices]] idx mapping")
     )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from ..config import Config
 from .base import Output
 from .csv_log import csv_output
+from .domoticz import domoticz_output
 
 __all__ = ["REGISTRY", "Output", "build_outputs"]
 
@@ -20,6 +21,7 @@ Factory = Callable[[Config], Output | None]
 # config section name -> factory. Filled in by the output modules' issues.
 REGISTRY: dict[str, Factory] = {
     "csv": csv_output,
+    "domoticz": domoticz_output,
 }
 
 
