@@ -253,6 +253,33 @@ class MqttConfig:
     prefix: str = field(default="vedirect", metadata=_doc("topic prefix"))
     username: str = field(default="", metadata=_doc("broker user; empty = anonymous"))
     password: str = field(default="", metadata=_doc("broker password (prefer the env var)"))
+    client_id: str = field(
+        default="",
+        metadata=_doc("client id stem; empty = vedirect-<hostname>; '-<device>' is appended"),
+    )
+    qos: int = field(default=1, metadata=_doc("QoS of state/availability messages", min=0, max=2))
+    retain: bool = field(default=True, metadata=_doc("retain state messages"))
+    state_interval: float = field(
+        default=0.0, metadata=_doc("seconds between state messages; 0 = every reading", min=0.0)
+    )
+    per_field_topics: bool = field(
+        default=False, metadata=_doc("also publish <prefix>/<device>/<field> plain values")
+    )
+    discovery: bool = field(default=True, metadata=_doc("publish Home Assistant discovery"))
+    discovery_prefix: str = field(
+        default="homeassistant", metadata=_doc("Home Assistant discovery prefix")
+    )
+    domoticz_in: str = field(
+        default="",
+        metadata=_doc("Domoticz MQTT input topic (e.g. domoticz/in) fed from [[domoticz.devices]]"),
+    )
+    keepalive: int = field(default=30, metadata=_doc("MQTT keepalive", min=5, max=3600))
+    timeout: float = field(default=10.0, metadata=_doc("connect/publish timeout", min=0.1))
+    reconnect_initial: float = field(default=1.0, metadata=_doc("first reconnect delay", min=0.01))
+    reconnect_max: float = field(default=60.0, metadata=_doc("reconnect delay cap", min=0.01))
+    tls: bool = field(default=False, metadata=_doc("connect with TLS (usually port 8883)"))
+    ca_file: str = field(default="", metadata=_doc("CA bundle for TLS; empty = system CAs"))
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,6 +498,10 @@ def _cross_check(config: Config, loader: _Loader) -> None:
                 dev.port,
                 "a serial device path or simulator:bmv712|mppt|smartshunt",
             )
+    for key in ("prefix", "discovery_prefix"):  # MQTT topics: wildcards would subscribe, not name
+        topic = getattr(config.mqtt, key)
+        if not re.fullmatch(r"[^/+#\s]+(/[^/+#\s]+)*", topic):
+            loader.fail(f"mqtt.{key}", topic, "a topic prefix without +, #, spaces or empty levels")
     if config.watchdog.backoff_max < config.watchdog.backoff_initial:
         loader.fail(
             "watchdog.backoff_max",

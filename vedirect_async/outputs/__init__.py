@@ -13,6 +13,7 @@ from ..config import Config
 from .base import Output
 from .csv_log import csv_output
 from .domoticz import domoticz_output
+from .mqtt import mqtt_output
 
 __all__ = ["REGISTRY", "Output", "build_outputs"]
 
@@ -22,6 +23,7 @@ Factory = Callable[[Config], Output | None]
 REGISTRY: dict[str, Factory] = {
     "csv": csv_output,
     "domoticz": domoticz_output,
+    "mqtt": mqtt_output,
 }
 
 
