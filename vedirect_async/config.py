@@ -281,7 +281,6 @@ class MqttConfig:
     ca_file: str = field(default="", metadata=_doc("CA bundle for TLS; empty = system CAs"))
 
 
-
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration; ``source`` is the file it came from (for messages)."""
