@@ -70,6 +70,7 @@ class Run:
     emitted_at: list[int]  # index of the block on which each reading was emitted
     parser: Parser
     assembler: Assembler
+    flushed: bool = False  # a reading only came out at end of input (held back)
 
 
 def run(data: bytes, chunks: list[int] | None = None) -> Run:
@@ -93,6 +94,7 @@ def run(data: bytes, chunks: list[int] | None = None) -> Run:
     if last is not None:
         out.readings.append(last)
         out.emitted_at.append(len(out.blocks) - 1)
+        out.flushed = True
     return out
 
 
@@ -173,6 +175,7 @@ def test_each_reading_is_emitted_on_the_last_block_of_its_update(
             assert any(label == b"PID" for label, _ in result.blocks[at + 1].fields)
         start = at + 1
     assert start == len(result.blocks)  # every block is in exactly one reading
+    assert not result.flushed  # even the last update came out on its own last block
 
 
 def test_bmv_capture_details(captures_dir: Path) -> None:
