@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from vedirect_async.parser import ErrorEvent, ErrorKind, Parser, TextBlock
-from vedirect_async.reading import Assembler, Reading
+from vedirect_async.reading import UNAVAILABLE, Assembler, Reading
 
 WALL = datetime(2026, 1, 1, tzinfo=UTC)
 BVM = "karioja-vedirect__bvm702.dump"
@@ -19,6 +19,8 @@ SMARTSOLAR = "karioja-vedirect__smartsolar_1.39.dump"
 BLUESOLAR = "karioja-vedirect__bluesolar_1.23.dump"
 REV3 = "KinDR007-VictronMPPT-ESPHOME__fake-smartsolar-mppt-150-70-rev3.derived.bin"
 BMV712 = "KinDR007-VictronMPPT-ESPHOME__fake-bmv712.derived.bin"
+IP22 = "KinDR007-VictronMPPT-ESPHOME__fake-bluesmart-ip22-0xa332.derived.bin"
+ORION = "KinDR007-VictronMPPT-ESPHOME__fake-orion-xs-0xa3f0.derived.bin"
 
 
 @dataclass(frozen=True)
@@ -37,15 +39,11 @@ EXPECTED: dict[str, Expected] = {
     BLUESOLAR: Expected(248, 248, "BlueSolar MPPT 75/15", "1.23"),
     REV3: Expected(4, 2, "SmartSolar MPPT 150/70 rev2", "3.16"),
     BMV712: Expected(2, 1, "BMV-712 Smart", "4.08"),
-    "KinDR007-VictronMPPT-ESPHOME__fake-bluesmart-ip22-0xa332.derived.bin": Expected(
-        1, 1, "Blue Smart IP22 Charger 24/8", "3.42"
-    ),
+    IP22: Expected(1, 1, "Blue Smart IP22 Charger 24/8", "3.42"),
     "KinDR007-VictronMPPT-ESPHOME__fake-bluesmart-ip65-0xa30a.derived.bin": Expected(
         2, 2, "Blue Smart IP65 Charger 12/25", "3.25"
     ),
-    "KinDR007-VictronMPPT-ESPHOME__fake-orion-xs-0xa3f0.derived.bin": Expected(
-        2, 2, "Smart BuckBoost 12V/12V-50A / Orion XS 12V/12V-50A", "1.12"
-    ),
+    ORION: Expected(2, 2, "Smart BuckBoost 12V/12V-50A / Orion XS 12V/12V-50A", "1.12"),
     "KinDR007-VictronMPPT-ESPHOME__fake-smartsolar-mppt.derived.bin": Expected(
         1, 1, "SmartSolar MPPT 75/15", "1.56"
     ),
@@ -275,3 +273,24 @@ def test_damage_in_the_checksum_marker_does_not_cost_the_next_update(captures_di
     assert [key(r) for r in damaged.readings] == [
         key(r) for n, r in enumerate(clean.readings) if n != lost
     ]
+
+
+def _first(captures_dir: Path, name: str) -> Reading:
+    return run((captures_dir / name).read_bytes()).readings[0]
+
+
+def test_newer_labels_from_real_devices_decode(captures_dir: Path) -> None:
+    """MON, VS, H15/H16 (BMV-712), FWE + HC# + T ``---`` (Blue Smart), DC_IN_* + OR (Orion XS)
+    from real frames decode to named, scaled values; none is left as unknown text."""
+    bmv = _first(captures_dir, BMV712)
+    assert bmv.values["monitor_mode"] == "battery monitor"
+    assert bmv.values["aux_voltage"] == 0.034
+    assert bmv.values["history_max_aux_voltage"] == 0.038
+    ip22 = _first(captures_dir, IP22)
+    assert ip22.values["temperature"] is UNAVAILABLE
+    assert ip22.values["hc"] == "57825"
+    assert ip22.firmware == "3.42"
+    orion = _first(captures_dir, ORION)
+    assert orion.values["dc_in_voltage"] == 12.62
+    assert orion.values["off_reason"] == ("no input power", "remote input")
+    assert orion.values["charger_state"] == "off"
