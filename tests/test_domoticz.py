@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
+import subprocess
 import time
 import tomllib
 from collections.abc import AsyncIterator, Callable
@@ -526,3 +528,56 @@ async def test_setup_needs_admin(tmp_path: Path, capsys: pytest.CaptureFixture[s
         code = await asyncio.to_thread(cli_domoticz, args)
     assert code == 1
     assert "needs an admin" in capsys.readouterr().err
+
+
+# -- the shipped Lua parser (contrib/domoticz) ------------------------------------------------
+
+LUA = shutil.which("lua5.4") or shutil.which("lua5.3") or shutil.which("lua")
+PARSER = Path(__file__).resolve().parent.parent / "contrib" / "domoticz" / "vedirect_bmv.lua"
+# Stand-ins for the two functions Domoticz gives a Lua parser (flat JSON objects only).
+HARNESS = """
+function domoticz_applyJsonPath(json, path)
+  local key = string.sub(path, 2)
+  local quoted = string.match(json, '"' .. key .. '":"([^"]*)"')
+  return quoted or string.match(json, '"' .. key .. '":([^,}]*)')
+end
+function domoticz_updateDevice(idx, nvalue, svalue)
+  print(idx .. "|" .. nvalue .. "|" .. svalue)
+end
+uri = { data = arg[1], script = "vedirect_bmv.lua" }
+request = { content = "" }
+dofile(arg[2])
+"""
+
+
+def _run_lua(fake: FakeDomoticz, call: LuaCall) -> None:
+    """Plays Domoticz: runs the shipped parser on the request and applies its updates."""
+    assert LUA is not None
+    done = subprocess.run(
+        [LUA, "-", call.uri["data"], str(PARSER)],
+        input=HARNESS,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    for line in done.stdout.splitlines():
+        idx, nvalue, svalue = line.split("|")
+        fake.update_device(int(idx), nvalue, svalue)
+
+
+@pytest.mark.skipif(LUA is None, reason="no Lua interpreter (apt-get install lua5.4)")
+async def test_shipped_lua_parser_updates_devices() -> None:
+    """Legacy mode end to end: our data= JSON through contrib's Lua parser into the devices."""
+    raw = (("PID", "0x203"), ("V", "12650"), ("I", "-1230"), ("SOC", "---"), ("H18", "8527"))
+    async with FakeDomoticz(scripts={"vedirect_bmv.lua": _run_lua}) as fake:
+        for idx in range(60, 67):
+            fake.add_device(idx, f"d{idx}")
+        hub = Hub()
+        output = _output(
+            fake, mode="udevices", script="vedirect_bmv.lua", devices=[], interval=10.0
+        )
+        async with _running(output, hub):
+            hub.publish(_reading(raw=raw))
+            await fake.wait_for(lambda: len(fake.updates) == 3)
+    assert {u.idx: u.svalue for u in fake.updates} == {60: "12.650", 61: "-1.230", 64: "85.27"}
