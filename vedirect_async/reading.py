@@ -41,9 +41,8 @@ over from the previous update of the same device for any part the update does no
 
 from __future__ import annotations
 
-import enum
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -354,41 +353,34 @@ class Assembler:
 
     def _emit(self, wall: datetime, mono: float) -> Reading:
         blocks, self._pending = self._pending, []
-        reading = self._decode(_fields_of(blocks), wall, mono)
+        reading = self._decode(blocks, wall, mono)
         self.stats.readings += 1
         return reading
 
-    def _decode(self, pairs: Iterable[tuple[bytes, bytes]], wall: datetime, mono: float) -> Reading:
-        stats = self.stats
+    def _decode(self, blocks: list[TextBlock], wall: datetime, mono: float) -> Reading:
         cache = self._cache
         values: dict[str, Value] = {}
         raw: list[tuple[str, str]] = []
         pid: int | None = None
-        for pair in pairs:
-            entry = cache.get(pair)
-            if entry is None:
-                if len(cache) >= _CACHE_SIZE:
-                    cache.clear()
-                entry = cache[pair] = _decode_pair(*pair)
-            label, key, value, text, outcome = entry
-            raw.append((label, text))
-            values[key] = value
-            if outcome is not _Outcome.OK:
-                if outcome is _Outcome.UNKNOWN_LABEL:
-                    stats.unknown_labels += 1
-                    names = self.unknown_label_names
-                    if len(names) < _MAX_UNKNOWN_NAMES and label not in names:
-                        names.append(label)
-                else:
-                    stats.undecodable += 1
-                continue
-            if label in _IDENTITY_LABELS:
-                if label == "PID":
-                    pid = parse_pid(pair[1])
-                elif label == "SER#":
-                    self._serial = text
-                elif isinstance(value, str):  # FW / FWE, already formatted like "3.08"
-                    self._firmware = value
+        for block in blocks:
+            for pair in block.fields:
+                entry = cache.get(pair)
+                if entry is None:
+                    if len(cache) >= _CACHE_SIZE:
+                        cache.clear()
+                    entry = cache[pair] = _decode_pair(*pair)
+                label, key, value, text, outcome = entry
+                raw.append((label, text))
+                values[key] = value
+                if outcome:  # rare: identity, unknown label or undecodable value
+                    if outcome == _PID_FIELD:
+                        pid = parse_pid(pair[1])
+                    elif outcome == _SERIAL_FIELD:
+                        self._serial = text
+                    elif outcome == _FIRMWARE_FIELD:
+                        self._firmware = str(value)  # already formatted like "3.08"
+                    else:
+                        self._count_bad(label, outcome)
         if pid is None:
             pid = self._pid
         return Reading(
@@ -403,21 +395,31 @@ class Assembler:
             firmware=self._firmware,
         )
 
+    def _count_bad(self, label: str, outcome: int) -> None:
+        if outcome == _UNKNOWN_LABEL:
+            self.stats.unknown_labels += 1
+            names = self.unknown_label_names
+            if len(names) < _MAX_UNKNOWN_NAMES and label not in names:
+                names.append(label)
+        else:
+            self.stats.undecodable += 1
 
-class _Outcome(enum.Enum):
-    OK = 0
-    UNKNOWN_LABEL = 1  # kept as text under its label
-    UNDECODABLE = 2  # a known field whose value did not parse; kept as text
 
-
+# What decoding one wire pair found (0 = a plain, decoded field: the hot path tests only that).
+_PLAIN, _PID_FIELD, _SERIAL_FIELD, _FIRMWARE_FIELD, _UNKNOWN_LABEL, _UNDECODABLE = range(6)
+_IDENTITY = {
+    "PID": _PID_FIELD,
+    "SER#": _SERIAL_FIELD,
+    "FW": _FIRMWARE_FIELD,
+    "FWE": _FIRMWARE_FIELD,
+}
 # (label, values key, value, raw text, outcome) of one wire pair
-_Entry = tuple[str, str, Value, str, _Outcome]
+_Entry = tuple[str, str, Value, str, int]
 # Decoded pairs are cached per assembler: most values repeat from one update to the next
 # (identity, history, ON/OFF, slow counters), which makes decoding about 3x faster. The cache
 # is simply cleared when full, so its memory stays bounded (~0.5 MB).
 _CACHE_SIZE = 2048
 _MAX_UNKNOWN_NAMES = 32
-_IDENTITY_LABELS = frozenset({"PID", "SER#", "FW", "FWE"})
 
 
 def _decode_pair(label_b: bytes, value_b: bytes) -> _Entry:
@@ -425,13 +427,8 @@ def _decode_pair(label_b: bytes, value_b: bytes) -> _Entry:
     text = text_of(value_b)
     known = CATALOGUE.get(label)
     if known is None:
-        return label, label, text, text, _Outcome.UNKNOWN_LABEL
+        return label, label, text, text, _UNKNOWN_LABEL
     value = try_decode(known, value_b)
     if value is None:
-        return label, known.name, text, text, _Outcome.UNDECODABLE
-    return label, known.name, value, text, _Outcome.OK
-
-
-def _fields_of(blocks: list[TextBlock]) -> Iterable[tuple[bytes, bytes]]:
-    for block in blocks:
-        yield from block.fields
+        return label, known.name, text, text, _UNDECODABLE
+    return label, known.name, value, text, _IDENTITY.get(label, _PLAIN)
