@@ -179,28 +179,36 @@ def test_bmv_day_history_counters_grow(bmv_day: list[tuple[Raw, Raw]]) -> None:
 
 
 def test_mppt_follows_the_sun_through_charger_states() -> None:
-    """An MPPT day: off at night (no input power), bulk/absorption/float by day, yield grows."""
+    """An MPPT day: off at night, bulk/absorption/float by day, yields grow, a new day at dawn."""
     device = SimulatedDevice("mppt", seed=5, start=datetime(2026, 6, 21, tzinfo=UTC))
     parser = Parser()
-    seen: dict[int, set[bytes]] = {}
+    states: set[bytes] = set()
     noon_power = 0
     yields: list[int] = []
+    new_day_hours: list[int] = []
+    previous: Raw = {}
     for second in range(DAY):
         (block,) = (e for e in parser.feed(device.next_second()) if isinstance(e, TextBlock))
         f = dict(block.fields)
         hour = second // 3600
-        seen.setdefault(hour, set()).add(f[b"CS"])
-        if hour in (1, 2, 3):
+        states.add(f[b"CS"])
+        if hour in (1, 2, 3):  # night: off, for lack of input power
             assert (f[b"CS"], f[b"PPV"], f[b"OR"], f[b"MPPT"]) == (b"0", b"0", b"0x00000001", b"0")
         if hour == 13:
             noon_power = max(noon_power, int(f[b"PPV"]))
         if int(f[b"PPV"]) > 0:
             assert int(f[b"VPV"]) > int(f[b"V"])  # panels above the battery while producing
+        if previous and f[b"HSDS"] != previous[b"HSDS"]:
+            new_day_hours.append(hour)
+            assert f[b"H22"] == previous[b"H20"]  # today's yield becomes yesterday's
+            assert f[b"H20"] == b"0"
         yields.append(int(f[b"H19"]))
+        previous = f
     assert parser.stats.checksum_errors == 0
-    states = set().union(*seen.values())
     assert {b"0", b"3", b"4", b"5"} <= states
     assert 100 <= noon_power <= 300
+    assert len(new_day_hours) == 1
+    assert 4 <= new_day_hours[0] <= 7
     assert yields == sorted(yields)
     assert yields[-1] > yields[0]
 

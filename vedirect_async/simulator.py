@@ -6,7 +6,7 @@ Three layers, each usable alone:
   device sends in one second. ``"bmv712"`` (BMV-712 Smart: main block, then H block),
   ``"smartshunt"`` (SmartShunt 500A: the same without Relay and MON) and ``"mppt"``
   (SmartSolar MPPT 100/20: one block) all watch one simulated 12 V installation: a 200 Ah
-  lead battery, 350 Wp of panels behind a 20 A charger, and household loads (standby, a
+  lead battery, 300 Wp of panels behind a 20 A charger, and household loads (standby, a
   cycling fridge, evening lights, now and then a big inverter load). Over a simulated day the
   battery discharges at night and charges by day through bulk, absorption and float; the
   battery monitor integrates the current into consumed Ah, derives SOC from it and a capacity,
@@ -87,6 +87,8 @@ _LOW_SOC_ALARM = 50.0  # %, clears at _LOW_SOC_CLEAR
 _LOW_SOC_CLEAR = 60.0
 _LOW_V_ALARM = 11.5  # V
 _DISCHARGE_FLOOR = 50.0  # % TTG counts down to
+_SHED_SOC = 10.0  # % where a battery protect disconnects the loads
+_RESTORE_SOC = 20.0
 
 # charger states (CS) and tracker modes (MPPT)
 _CS_OFF, _CS_BULK, _CS_ABSORPTION, _CS_FLOAT = 0, 3, 4, 5
@@ -112,6 +114,7 @@ class _Plant:
     fridge_left: int = 600
     burst_a: float = 0.0
     burst_left: int = 0
+    shed: bool = False  # loads disconnected by the battery protect
     # charger
     cs: int = _CS_BULK
     tracker: int = 2
@@ -189,7 +192,11 @@ class _Plant:
         plant.yield_today = max(0.0, hour - 7.0) * rng.uniform(60.0, 90.0)
         plant.pmax_today = min(280.0, plant.yield_today / 2.0)
         plant.hsds = rng.randint(0, 364)
-        plant.cs = _CS_BULK if _sun(hour) > 0.0 else _CS_OFF
+        if _sun(hour) > 0.0:
+            plant.cs = _CS_BULK
+        else:  # starting at night: the next sunrise begins a new solar day
+            plant.cs = _CS_OFF
+            plant.dark_s = 3 * 3600
         return plant
 
     @property
@@ -244,12 +251,20 @@ class _Plant:
         elif 7.0 <= hour < 22.0 and rng.random() < 1.0 / 7200:
             self.burst_a = rng.uniform(25.0, 60.0)  # microwave, kettle, power tool
             self.burst_left = rng.randint(60, 300)
+        # A battery protect cuts the loads at 10 % SOC and restores them at 20 %.
+        if self.soc < _SHED_SOC:
+            self.shed = True
+        elif self.shed and self.soc > _RESTORE_SOC:
+            self.shed = False
+        if self.shed:
+            self.load = self.load_out = 0.0
+            return
         lights = 3.0 if 18.0 <= hour < 23.5 else 2.0 if 6.5 <= hour < 8.0 else 0.0
         self.load_out = 0.35 if hour >= 20.0 or hour < 6.0 else 0.0  # garden lights
         self.load = (
-            1.5
+            1.2
             + (rng.random() - 0.5) * (0.05 * _SQRT12)
-            + (5.0 if self.fridge_on else 0.0)
+            + (4.5 if self.fridge_on else 0.0)
             + lights
             + self.load_out
             + (self.burst_a if self.burst_left > 0 else 0.0)
