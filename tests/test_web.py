@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.webfeed import FakeClock, Feed, free_port, make_config
 from vedirect_async import cli
 from vedirect_async.config import Config, ConfigError, load_config
-from vedirect_async.history import History, read_csv_tail
+from vedirect_async.history import MAX_FIELDS, History, read_csv_tail
 from vedirect_async.hub import Hub
 from vedirect_async.reading import UNAVAILABLE, Reading
 from vedirect_async.web import WebServer, health_url, make_app
@@ -361,6 +361,15 @@ def test_history_ring_is_bounded_and_sampled() -> None:
     assert history.query("bmv", ["soc"], since=1540, max_points=10).times == [1540.0, 1570.0]
 
 
+def test_history_columns_are_bounded() -> None:
+    """A device sending ever more fields cannot grow a point beyond MAX_FIELDS columns."""
+    history = History(capacity=3, interval=0)
+    for i in range(10):
+        history.add_point("odd", float(i), {f"f{i}_{k}": 1.0 for k in range(20)})
+    assert len(history.fields("odd")) == MAX_FIELDS
+    assert history.points("odd") == 3
+
+
 def test_history_clock_step_back_does_not_freeze() -> None:
     """A wall clock stepped backwards still records new points."""
     history = History(capacity=10, interval=30)
@@ -424,7 +433,8 @@ async def test_history_api_backfill_and_live(tmp_path: Path) -> None:
         assert body["t"] == sorted(body["t"])
         recent = await (await client.get(f"/api/history?since={start + 3560}")).json()
         assert len(recent["t"]) == 5  # the last CSV row and the four live points
-        assert "current" in recent["values"]  # no field = every numeric field
+        assert "current" in recent["values"]  # no field = every charted numeric field
+        assert "history_charge_cycles" not in recent["values"]  # H4 counters are not kept
         capped = await (await client.get("/api/history?field=soc&max_points=10")).json()
         assert len(capped["t"]) == 10
         assert capped["t"][-1] == body["t"][-1]

@@ -27,7 +27,7 @@ __all__ = ["MAX_FIELDS", "CsvBackfill", "History", "Point", "numeric_values", "r
 
 _LOGGER = logging.getLogger(__name__)
 
-MAX_FIELDS = 64  # columns kept per device; further fields are ignored (bounds memory)
+MAX_FIELDS = 32  # columns kept per device; further fields are ignored (bounds memory)
 _NAN = math.nan
 _CSV_LINE_GUESS = 160  # bytes per CSV row, to size the tail read; generous for 5-10 columns
 _CSV_MAX_BYTES = 32 * 1024 * 1024  # never read more than this from the end of the file
@@ -96,10 +96,17 @@ class HistorySlice:
 class History:
     """Sampled numeric values per device, bounded by ``capacity`` points each."""
 
-    def __init__(self, capacity: int, interval: float, max_devices: int = 32) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        interval: float,
+        max_devices: int = 32,
+        keep: Callable[[str], bool] = lambda _name: True,
+    ) -> None:
         self.capacity = max(0, capacity)
         self.interval = interval
         self.max_devices = max_devices
+        self.keep = keep  # which fields are worth a column (e.g. not slow history counters)
         self._rings: dict[str, _Ring] = {}
 
     def _ring(self, device: str) -> _Ring | None:
@@ -122,7 +129,7 @@ class History:
         # that are newer than the last one by less than the interval
         if last is not None and 0 <= t - last < self.interval:
             return False
-        numbers = numeric_values(values)
+        numbers = {k: v for k, v in numeric_values(values).items() if self.keep(k)}
         if not numbers:
             return False
         ring.append(t, numbers)

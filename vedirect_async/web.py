@@ -57,7 +57,7 @@ MAX_QUERY_STRING = 1024  # bytes; every valid query here is far shorter
 MAX_HISTORY_POINTS = 5000  # points per /api/history answer (max_points may ask for fewer)
 DEFAULT_HISTORY_POINTS = 1500
 MAX_HISTORY_VALUES = 100_000  # points x fields per answer
-MAX_HISTORY_CAPACITY = 200_000  # points per device, whatever history_hours/interval say
+MAX_HISTORY_CAPACITY = 86_400  # points per device (24 h at 1 s), whatever the config says
 STREAM_QUEUE = 16  # per stream client; latest-only, so at most one reading per device
 STREAM_KEEPALIVE = 15.0  # seconds between SSE comments on a quiet stream
 STREAM_WRITE_TIMEOUT = 10.0  # a client that does not take a write for this long is dropped
@@ -113,7 +113,9 @@ class _Web:
         )
         self.history_interval = config.http.history_interval or config.csv.interval or 30.0
         capacity = int(config.http.history_hours * 3600 / self.history_interval)
-        self.history = History(min(capacity, MAX_HISTORY_CAPACITY), self.history_interval)
+        self.history = History(
+            min(capacity, MAX_HISTORY_CAPACITY), self.history_interval, keep=_charted
+        )
         self.streams: set[Subscription] = set()
         self.stream_ids = itertools.count(1)
         self.secrets = _secret_values(config)
@@ -222,6 +224,11 @@ class _Web:
 
 
 WEB = web.AppKey("vedirect_web", _Web)
+
+
+def _charted(name: str) -> bool:
+    """Fields worth a history column: not the device's own slow history counters (H1-H18)."""
+    return not name.startswith("history_")
 
 
 # -- JSON views -----------------------------------------------------------------------------
@@ -726,7 +733,7 @@ def make_app(
     app.router.add_get("/metrics", _handle_metrics)
     app.router.add_get("/api/readings", _handle_readings)
     app.router.add_get("/api/history", _handle_history)
-    app.router.add_get("/api/stream", _handle_stream)
+    app.router.add_get("/api/stream", _handle_stream, allow_head=False)
     app.router.add_static("/static", STATIC_DIR, show_index=False, follow_symlinks=False)
     return app
 
