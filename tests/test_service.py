@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -187,6 +189,28 @@ async def test_supervisor_logs_a_traceback_once_per_kind_of_failure(
     assert with_traceback[1].startswith("output x failed (KeyError: 'other')")
 
 
+async def test_supervisor_does_not_restart_a_target_that_swallowed_its_cancellation() -> None:
+    """A part that catches CancelledError and returns is stopped, not restarted (shutdown)."""
+    started = asyncio.Event()
+    reasons: list[str] = []
+
+    async def swallowing() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return  # the bug being contained: cancellation lost
+
+    sup = Supervisor("output y", swallowing, on_failure=reasons.append, backoff=Backoff(1, 1))
+    task = asyncio.get_running_loop().create_task(sup.run())
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 1)
+    assert reasons == []
+    assert sup.restarts == 0
+
+
 def test_summarize_shows_the_main_values_with_units() -> None:
     """The demo's INFO line: voltage, current, power, SOC with units, device first."""
     assembler = Assembler("bmv")
@@ -224,17 +248,42 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def pid1_prefix() -> list[str]:
+    """A command prefix that runs the service as PID 1 of a new PID namespace, or skips."""
+    unshare = shutil.which("unshare")
+    prefix = [unshare or "unshare", "--pid", "--fork", "--mount-proc"]
+    if unshare is None or subprocess.run([*prefix, "true"], check=False).returncode != 0:
+        pytest.skip("unshare --pid not available here (needs util-linux and root)")
+    return prefix
+
+
+def namespace_init(unshare_pid: int) -> int:
+    """The host PID of unshare's child, checked to be PID 1 in its own namespace."""
+    children = Path(f"/proc/{unshare_pid}/task/{unshare_pid}/children").read_text().split()
+    child = int(children[0])
+    status = Path(f"/proc/{child}/status").read_text()
+    nspid = next(line for line in status.splitlines() if line.startswith("NSpid:"))
+    assert nspid.split()[-1] == "1"
+    return child
+
+
+@pytest.mark.parametrize(
+    ("signum", "as_pid1"),
+    [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGTERM, True)],
+)
 async def test_process_on_simulator_exits_0_within_2s_on_signal(
-    tmp_path: Path, signum: signal.Signals
+    tmp_path: Path, signum: signal.Signals, as_pid1: bool
 ) -> None:
-    """`python -m vedirect_async` on the simulator: a signal stops it cleanly, exit 0, < 2 s."""
+    """`python -m vedirect_async` on the simulator (also as PID 1): a signal stops it cleanly,
+    exit 0, within 2 s, the CSV ending with a whole line."""
+    prefix = pid1_prefix() if as_pid1 else []
     csv = tmp_path / "data.csv"
     (tmp_path / "config.toml").write_text(
         f'[csv]\npath = "{csv}"\ninterval = 0\n\n[http]\nport = {free_port()}\n', encoding="utf-8"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = await asyncio.create_subprocess_exec(
+        *prefix,
         sys.executable,
         "-m",
         "vedirect_async",
@@ -250,8 +299,11 @@ async def test_process_on_simulator_exits_0_within_2s_on_signal(
                 line = (await proc.stderr.readline()).decode()
                 assert line, "".join(lines)
                 lines.append(line)
+        target = proc.pid
+        if as_pid1:  # signal the service itself, PID 1 inside its namespace
+            target = namespace_init(proc.pid)
         started = time.monotonic()
-        proc.send_signal(signum)
+        os.kill(target, signum)
         rest = await asyncio.wait_for(proc.stderr.read(), 2)
         code = await asyncio.wait_for(proc.wait(), 2)
         elapsed = time.monotonic() - started

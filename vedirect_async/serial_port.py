@@ -196,7 +196,10 @@ class DeviceReader:
         async def close() -> None:
             transport.close()
             try:
-                await asyncio.wait_for(asyncio.shield(closed), _CLOSE_TIMEOUT)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+                # that races the inner future's completion (the reader would then reopen).
+                async with asyncio.timeout(_CLOSE_TIMEOUT):
+                    await asyncio.shield(closed)
             except TimeoutError:
                 _LOGGER.warning("%s: closing %s timed out; abandoning it", self.name, self.port)
 

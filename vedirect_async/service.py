@@ -92,6 +92,12 @@ class Supervisor:
                 reason = f"{type(exc).__name__}: {exc}"
             else:
                 reason = "returned unexpectedly"
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Cancelled, but the target swallowed it (returned or raised instead):
+                # stopping is what was asked for, not a restart.
+                _LOGGER.debug("%s ended while being cancelled (%s)", self.name, reason)
+                raise asyncio.CancelledError
             if time.monotonic() - started >= STABLE_AFTER:
                 self.backoff.reset()
                 last_failure = ""
@@ -259,7 +265,8 @@ class Service:
 
     async def _close_output(self, output: Output) -> None:
         try:
-            await asyncio.wait_for(output.aclose(), OUTPUT_GRACE)
+            async with asyncio.timeout(OUTPUT_GRACE):
+                await output.aclose()
         except Exception:
             _LOGGER.exception("output %s: error while closing", output.name)
         for sub in self.hub.subscriptions:
@@ -274,6 +281,8 @@ async def _cancel(tasks: list[asyncio.Task[None]], grace: float, what: str) -> N
     for task in tasks:
         task.cancel()
     _, pending = await asyncio.wait(tasks, timeout=grace)
+    for task in pending:
+        task.cancel()  # again: a part may have lost the first cancellation in a race
     if pending:
         _LOGGER.warning(
             "%s still stopping after %.1f s: %s",
