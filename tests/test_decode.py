@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +202,34 @@ def test_large_input_is_streamed_in_chunks() -> None:
     assert len(source.sizes) == 1  # only the first chunk was read so far
     assert sum(1 for _ in stream) > 100
     assert max(source.sizes) == CHUNK_SIZE
+
+
+async def test_live_pipe_prints_each_reading_as_it_arrives() -> None:
+    """``cat /dev/ttyUSB0 | decode -``: a reading is printed when its update arrives, without
+    waiting for a full 64 KiB chunk or the end of input."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vedirect_async",
+        "decode",
+        "-",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    try:
+        for volts in (b"12001", b"12002"):
+            proc.stdin.write(bmv_update(v=volts))
+            await proc.stdin.drain()
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout=20)
+            assert json.loads(line)["raw"]["V"] == volts.decode()
+        proc.stdin.close()
+        assert await asyncio.wait_for(proc.wait(), timeout=20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

@@ -16,8 +16,10 @@ Output (stdout), one reading at a time as it completes:
   summary).
 - ``table``: a block of ``name value unit`` lines per reading, for people.
 
-A summary of the parser and assembler counters goes to stderr. Exit 0 whenever the input
-could be read (bad blocks are counted, not fatal); exit 2 with a one-line message if not.
+Reading from ``-`` shows each reading as soon as it is complete (``cat /dev/ttyUSB0 |``
+works live). A summary of the parser and assembler counters goes to stderr. Exit 0
+whenever the input could be read (bad blocks are counted, not fatal); exit 2 with a
+one-line message if not.
 The time of a reading is the wall clock when it was decoded (a capture carries no time).
 """
 
@@ -53,7 +55,10 @@ def decode_stream(
     ``OSError`` from ``source`` propagates (the caller decides what an unreadable input means).
     """
     feed = assembler.feed
-    while chunk := source.read(chunk_size):
+    # read1 returns what is available (a live pipe: `cat /dev/ttyUSB0 | decode -` prints each
+    # reading as it arrives, not every 64 KiB); plain read for sources without it.
+    read = getattr(source, "read1", source.read)
+    while chunk := read(chunk_size):
         wall, mono = datetime.now(UTC), time.monotonic()
         for event in parser.feed(chunk):
             if isinstance(event, TextBlock) and (reading := feed(event, wall, mono)):
@@ -161,8 +166,11 @@ def cli_decode(args: argparse.Namespace) -> int:
         sys.stderr.write(f"decode: cannot read {path}: {exc.strerror or exc}\n")
         return 2
     try:
+        live = path == "-"  # maybe a live device: show each reading as soon as it is complete
         for reading in decode_stream(source, parser, assembler):
             write(reading)
+            if live:
+                out.flush()
         out.flush()
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):  # e.g. `decode x | head`: stop quietly
