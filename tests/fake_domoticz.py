@@ -32,6 +32,7 @@ import binascii
 import contextlib
 import enum
 import json
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -266,13 +267,16 @@ class FakeDomoticz:
         users: Mapping[str, tuple[str, int]] | None = None,
         scripts: Mapping[str, LuaParser | None] | None = None,
         legacy_rtypes: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         #: the client's address is in "Trusted Networks"
         self.trusted = trusted
         #: "Allow Basic-Auth authentication over plain HTTP"
         self.allow_plain_basic = allow_plain_basic
-        #: pretend the listener is the HTTPS port (Basic auth is then always allowed)
-        self.https = https
+        #: serve HTTPS with this context (Domoticz's port 443 with its server_cert.pem)
+        self.ssl_context = ssl_context
+        #: the listener is the HTTPS port: Basic auth is then always allowed
+        self.https = https or ssl_context is not None
         #: user -> (password, rights: 0 viewer, 1 user, 2 admin)
         self.users: dict[str, tuple[str, int]] = dict(
             {"admin": ("domoticz", 2)} if users is None else users
@@ -311,7 +315,8 @@ class FakeDomoticz:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
         """Listen on 127.0.0.1 (a random free port first, the same port after a stop)."""
@@ -329,7 +334,9 @@ class FakeDomoticz:
             handler_cancellation=True,
         )
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
+        site = web.TCPSite(
+            runner, "127.0.0.1", self.port, reuse_address=True, ssl_context=self.ssl_context
+        )
         await site.start()
         server = site._server
         assert isinstance(server, asyncio.base_events.Server)

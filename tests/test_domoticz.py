@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import shutil
+import ssl
 import subprocess
 import time
 import tomllib
@@ -376,15 +377,18 @@ async def test_password_from_file_never_logged(
 
 
 async def test_probe_logs_version_and_missing_idx(caplog: pytest.LogCaptureFixture) -> None:
-    """The start-up probe logs the Domoticz version and warns about an idx that does not exist."""
+    """The start-up probe logs the version and warns about a missing idx or a wrong device type."""
     caplog.set_level(logging.INFO, "vedirect_async.outputs.domoticz")
     async with FakeDomoticz() as fake:
+        fake.add_device(1, "Status", subtype="Text")
         hub = Hub()
-        output = _output(fake, DomoticzDevice(idx=42, field="V", kind="voltage"), probe=True)
+        rows = (V, DomoticzDevice(idx=42, field="V", kind="voltage"))
+        output = _output(fake, *rows, probe=True)
         async with _running(output, hub):
-            await fake.wait_requests(1, command="getdevices")
+            await fake.wait_requests(2, command="getdevices")
             await _until(lambda: "does not exist" in caplog.text)
     assert "is Domoticz 2025.1 (build 16785)" in caplog.text
+    assert "idx 1 (bmv.V) is a General/Text device, but kind = 'voltage'" in caplog.text
 
 
 # -- legacy udevices ---------------------------------------------------------------------------
@@ -581,3 +585,69 @@ async def test_shipped_lua_parser_updates_devices() -> None:
             hub.publish(_reading(raw=raw))
             await fake.wait_for(lambda: len(fake.updates) == 3)
     assert {u.idx: u.svalue for u in fake.updates} == {60: "12.650", 61: "-1.230", 64: "85.27"}
+
+
+# -- https --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (like Domoticz's server_cert.pem), via openssl."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return cert, key
+
+
+async def test_https_verifies_the_certificate_by_default(
+    self_signed: tuple[Path, Path],
+) -> None:
+    """A self-signed certificate is refused by default, accepted with ca_file; Basic auth works."""
+    cert, key = self_signed
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    async with FakeDomoticz(trusted=False, ssl_context=context) as fake:
+        fake.add_device(1, "V")
+        assert fake.url.startswith("https://")
+        hub = Hub()
+        output = _output(fake, username="admin", password="domoticz", interval=10.0)
+        async with _running(output, hub) as state:
+            hub.publish(_reading(voltage=12.0))
+            await _until(lambda: state.health is OutputHealth.FAILED)
+        assert "TLS certificate" in state.reason
+        assert "ca_file" in state.reason
+        assert fake.updates == []
+        hub = Hub()
+        output = _output(
+            fake, username="admin", password="domoticz", interval=10.0, ca_file=str(cert)
+        )
+        async with _running(output, hub) as state:
+            hub.publish(_reading(voltage=12.5))
+            await fake.wait_for(lambda: len(fake.updates) == 1)
+        assert (fake.updates[0].user, fake.updates[0].svalue) == ("admin", "12.500")

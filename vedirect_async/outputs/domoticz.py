@@ -81,6 +81,18 @@ _CHANGE_GAP = 1.0  # at most one change-triggered post per this many seconds
 _MAX_BODY = 64 * 1024  # a Domoticz answer is tiny; more is not Domoticz
 #: catalogue fields whose change is posted at once (post_on_change)
 _TRIGGERS = ("alarm", "relay", "alarm_reason", "charger_state", "error", "off_reason", "load")
+#: kind -> (Type, SubType) Domoticz reports for the matching device ("" = any subtype)
+_TYPES: Mapping[str, tuple[str, str]] = {
+    "voltage": ("General", "Voltage"),
+    "current": ("General", "Current"),
+    "percentage": ("General", "Percentage"),
+    "custom": ("General", "Custom Sensor"),
+    "kwh": ("General", "kWh"),
+    "text": ("General", "Text"),
+    "alert": ("General", "Alert"),
+    "usage": ("Usage", "Electric"),
+    "temperature": ("Temp", ""),
+}
 _DECIMALS: Mapping[str, int] = {
     "voltage": 3,
     "current": 3,
@@ -590,19 +602,33 @@ class DomoticzOutput(Output):
                     session, f"type=command&param=getdevices&rid={m.idx}"
                 )
                 answer = json.loads(body) if status == 200 else {}
-                if (
-                    isinstance(answer, dict)
-                    and answer.get("status") == "OK"
-                    and not answer.get("result")
-                ):
-                    _LOGGER.warning(
-                        "domoticz: idx %d (%s.%s) does not exist in Domoticz",
-                        m.idx,
-                        m.device,
-                        m.label,
-                    )
+                if isinstance(answer, dict) and answer.get("status") == "OK":
+                    self._check_device(m, answer.get("result"))
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             _LOGGER.debug("domoticz: start-up probe failed: %r", exc)
+
+    @staticmethod
+    def _check_device(m: _Mapping, result: object) -> None:
+        """Warn when a configured idx does not exist or is not the kind of device configured."""
+        if not isinstance(result, list) or not result or not isinstance(result[0], dict):
+            _LOGGER.warning(
+                "domoticz: idx %d (%s.%s) does not exist in Domoticz", m.idx, m.device, m.label
+            )
+            return
+        kind = (result[0].get("Type"), result[0].get("SubType"))
+        expected = _TYPES[m.kind]
+        if kind[0] != expected[0] or (expected[1] and kind[1] != expected[1]):
+            _LOGGER.warning(
+                "domoticz: idx %d (%s.%s) is a %s/%s device, but kind = %r expects %s/%s",
+                m.idx,
+                m.device,
+                m.label,
+                kind[0],
+                kind[1],
+                m.kind,
+                expected[0],
+                expected[1] or "*",
+            )
 
     # -- the loop ---------------------------------------------------------------------------------
 
