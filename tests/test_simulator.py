@@ -369,28 +369,26 @@ async def test_open_stream_replays_a_capture_file(captures_dir: Path) -> None:
 # -- command line: pty and stdout ------------------------------------------------------------
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
+async def _simulate(*args: str) -> asyncio.subprocess.Process:
+    """Start `python -m vedirect_async simulate ARGS` with piped stdout and stderr."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vedirect_async",
+        "simulate",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 async def test_simulate_pty_serves_blocks_and_stops_on_sigterm(tmp_path: Path) -> None:
     """`simulate --pty --link` prints the pty path, serves valid blocks, exits 0 on SIGTERM."""
     link_path = tmp_path / "ttyVE"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "vedirect_async",
-        "simulate",
-        "bmv712",
-        "--pty",
-        "--link",
-        str(link_path),
-        "--speed",
-        "20",
-        "--seed",
-        "1",
-        stdout=asyncio.subprocess.PIPE,
-        env=_env(),
+    link_path.symlink_to("/dev/pts/stale-from-a-crashed-run")  # replaced, not an error
+    proc = await _simulate(
+        "bmv712", "--pty", "--link", str(link_path), "--speed", "20", "--seed", "1"
     )
     try:
         assert proc.stdout is not None
@@ -429,21 +427,7 @@ async def test_simulate_pty_serves_blocks_and_stops_on_sigterm(tmp_path: Path) -
 
 async def test_simulate_to_stdout_makes_a_capture(tmp_path: Path) -> None:
     """`simulate mppt --duration 30 --speed inf` writes 30 seconds of raw blocks to stdout."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "vedirect_async",
-        "simulate",
-        "mppt",
-        "--duration",
-        "30",
-        "--speed",
-        "inf",
-        "--seed",
-        "9",
-        stdout=asyncio.subprocess.PIPE,
-        env=_env(),
-    )
+    proc = await _simulate("mppt", "--duration", "30", "--speed", "inf", "--seed", "9")
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=20)
     assert proc.returncode == 0
     assert out == b"".join(SimulatedDevice("mppt", seed=9).iter_seconds(30))
@@ -451,17 +435,49 @@ async def test_simulate_to_stdout_makes_a_capture(tmp_path: Path) -> None:
 
 async def test_simulate_rejects_an_unknown_kind() -> None:
     """An unknown kind exits 2 with one line naming the valid kinds."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "vedirect_async",
-        "simulate",
-        "bmv999",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=_env(),
-    )
+    proc = await _simulate("bmv999")
     out, err = await asyncio.wait_for(proc.communicate(), timeout=20)
     assert proc.returncode == 2
     assert out == b""
     assert b"bmv712, mppt, smartshunt" in err
+
+
+async def test_simulate_pty_stops_by_itself_after_duration() -> None:
+    """`--duration` ends a pty run on its own (exit 0) once its device time has elapsed."""
+    proc = await _simulate("smartshunt", "--pty", "--duration", "3", "--speed", "20")
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=10)
+        assert line.startswith(b"/dev/pts/")
+        assert await asyncio.wait_for(proc.wait(), timeout=10) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_simulate_stdout_stops_on_sigint() -> None:
+    """SIGINT (Ctrl-C) stops an endless stdout run with exit 0."""
+    proc = await _simulate("mppt", "--speed", "50")
+    try:
+        assert proc.stdout is not None
+        first = await asyncio.wait_for(proc.stdout.readuntil(b"HSDS\t"), timeout=10)
+        assert first.startswith(b"\r\nPID\t0xA05F")
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), timeout=2) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_simulate_never_replaces_a_regular_file_with_its_link(tmp_path: Path) -> None:
+    """`--link` onto an existing regular file exits 2 and leaves the file alone."""
+    precious = tmp_path / "data.csv"
+    precious.write_text("keep me\n")
+    proc = await _simulate("bmv712", "--pty", "--link", str(precious))
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=10)
+    assert proc.returncode == 2
+    assert out == b""
+    assert b"not a symlink" in err
+    assert precious.read_text() == "keep me\n"

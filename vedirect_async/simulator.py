@@ -959,28 +959,36 @@ def _stdout_sink() -> Callable[[bytes], bool]:
 def _simulate_pty(stream: AsyncIterator[bytes], args: argparse.Namespace) -> int:
     master, slave = os.openpty()
     link = Path(args.link) if args.link else None
+    path = os.ttyname(slave)
+    linked = False
     try:
         tty.setraw(slave)  # no echo, no CR/LF translation, no line buffering
         os.set_blocking(master, False)
-        path = os.ttyname(slave)
-        if link is not None:
-            try:
-                _make_link(link, path)
-            except OSError as exc:
-                sys.stderr.write(f"simulate: cannot create link {link}: {exc}\n")
-                return 2
-        sys.stdout.write(path + "\n")
-        sys.stdout.flush()
+
+        def announce() -> int | None:
+            # Runs once SIGTERM/SIGINT are handled, so whoever reads the path may signal us
+            # at once and still get a clean exit (and the link removed).
+            nonlocal linked
+            if link is not None:
+                try:
+                    _make_link(link, path)
+                except OSError as exc:
+                    sys.stderr.write(f"simulate: cannot create link {link}: {exc}\n")
+                    return 2
+                linked = True
+            sys.stdout.write(path + "\n")
+            sys.stdout.flush()
+            return None
 
         def write(chunk: bytes) -> bool:
             _write_pty(master, slave, chunk)
             return True
 
-        return asyncio.run(_pump(stream, write, args.duration, args.speed))
+        return asyncio.run(_pump(stream, write, args.duration, args.speed, announce))
     finally:
-        if link is not None:
+        if link is not None and linked:
             with contextlib.suppress(OSError):
-                if link.is_symlink() and os.readlink(link) == os.ttyname(slave):
+                if link.is_symlink() and os.readlink(link) == path:
                     link.unlink()
         os.close(master)
         os.close(slave)
@@ -1016,12 +1024,18 @@ async def _pump(
     sink: Callable[[bytes], bool],
     duration: float | None,
     speed: float,
+    announce: Callable[[], int | None] | None = None,
 ) -> int:
-    """Feed ``stream`` to ``sink`` until SIGTERM/SIGINT, ``duration`` or the sink gives up."""
+    """Feed ``stream`` to ``sink`` until SIGTERM/SIGINT, ``duration`` or the sink gives up.
+
+    ``announce`` runs once the signals are handled; an exit code from it ends the run.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if announce is not None and (code := announce()) is not None:
+        return code
     limit = None if duration is None else math.ceil(duration)
     end = None if duration is None else loop.time() + duration / speed
 
