@@ -42,17 +42,21 @@ async def pipeline(tmp_path: Path) -> AsyncIterator[tuple[str, Hub, list[Feed], 
         extra='[[device]]\nname = "solar"\nport = "simulator:mppt"\n',
     )
     start = datetime.now(UTC) - timedelta(hours=HISTORY_HOURS)
-    bmv_sim = SimulatedDevice("bmv712", seed=3, start=start)
-    # two devices: the CSV output writes one file per device (vedirect_data_bmv.csv)
-    csv_path = device_path(config.csv.path, "bmv", [d.name for d in config.device])
-    await asyncio.to_thread(write_csv_history, csv_path, bmv_sim, HISTORY_HOURS)
+    sims = {
+        "bmv": SimulatedDevice("bmv712", seed=3, start=start),
+        "solar": SimulatedDevice("mppt", seed=5, start=start),
+    }
+    for name, sim in sims.items():
+        # two devices: the CSV output writes one file per device (vedirect_data_bmv.csv), with
+        # the default columns (an MPPT has no AHr or SOC: only its voltage and current)
+        csv_path = device_path(config.csv.path, name, list(sims))
+        await asyncio.to_thread(write_csv_history, csv_path, sim, HISTORY_HOURS, device=name)
     hub = Hub()
-    feeds = [
-        Feed(hub, "bmv", clock=time.monotonic, sim=bmv_sim),
-        Feed(hub, "solar", "mppt", clock=time.monotonic, seed=5),
-    ]
+    feeds = [Feed(hub, name, clock=time.monotonic, sim=sim) for name, sim in sims.items()]
     for feed in feeds:
         feed.until_reading()
+    hub.output("csv").ok()  # as the CSV output reports after writing a row
+    hub.output("mqtt").degraded("broker unreachable; retrying in 8 s")
     running = asyncio.Event()
     running.set()
 
@@ -123,7 +127,9 @@ async def test_page_live_in_chromium(tmp_path: Path) -> None:
             "document.getElementById('status').textContent !== 'connecting…' && "
             "document.getElementById('status').textContent"
         )
-        assert status == "healthy"
+        assert status == "healthy"  # a degraded output does not make the service unhealthy
+        outputs = await page.wait_for("document.getElementById('outputs').textContent")
+        assert outputs == "csvmqtt: degraded"
         running.set()
 
         shot = tmp_path / "screenshot.png"

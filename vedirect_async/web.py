@@ -330,6 +330,19 @@ def _health(state: _Web) -> tuple[bool, dict[str, Any]]:
 # -- metrics --------------------------------------------------------------------------------
 
 
+_PARSER_HELP = {
+    "bytes_in": "Bytes received from the device",
+    "blocks_ok": "Checksum-verified text blocks",
+    "checksum_errors": "Text blocks dropped for a bad checksum",
+    "oversize": "Blocks or HEX records dropped for exceeding the protocol's size",
+    "malformed": "Blocks dropped for a malformed record",
+    "hex_ok": "Checksum-verified HEX records",
+    "hex_bad": "HEX records dropped (bad checksum or digits)",
+    "bytes_discarded": "Bytes thrown away while resynchronising",
+    "resyncs": "Intact blocks recovered from behind a damaged block end",
+}
+
+
 class _HubCollector(Collector):
     """Reads the hub at scrape time; nothing is stored between scrapes."""
 
@@ -458,7 +471,9 @@ class _HubCollector(Collector):
             for key, count in dev.parser.as_dict().items():
                 if key not in parser:
                     parser[key] = CounterMetricFamily(
-                        f"vedirect_parser_{key}", f"Parser counter {key}", labels=labels
+                        f"vedirect_parser_{key}",
+                        _PARSER_HELP.get(key, f"Parser counter {key}"),
+                        labels=labels,
                     )
                 parser[key].add_metric([name], count)
         yield age

@@ -242,8 +242,17 @@ function renderHealth(health) {
   const problems = document.getElementById("problems");
   problems.hidden = ok;
   problems.textContent = ok ? "" : health.problems.join(" · ");
+  const outputs = document.getElementById("outputs");
+  outputs.replaceChildren();
+  for (const [name, info] of Object.entries(health.outputs || {})) {
+    const kind = info.health === "ok" ? "badge-ok" : info.health === "degraded" ? "badge-warn" : "badge-bad";
+    const badge = el("span", `badge ${kind}`, info.health === "ok" ? name : `${name}: ${info.health}`);
+    badge.title = info.reason || (info.last_success ? `last success ${info.last_success}` : "");
+    outputs.appendChild(badge);
+  }
   for (const [name, info] of Object.entries(health.devices || {})) {
     const device = ensureDevice(name);
+    device.el.classList.toggle("stale", !info.fresh);
     const reader = device.el.querySelector(".reader");
     reader.textContent = info.reader_state + (info.restarts ? ` · ${info.restarts} restarts` : "");
     reader.className = `badge reader ${info.fresh ? "badge-ok" : "badge-bad"}`;
