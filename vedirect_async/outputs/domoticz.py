@@ -556,12 +556,12 @@ class DomoticzOutput(Output):
                 now - episode.since,
             )
             self._episode = _Episode()
+        if posted:
+            state.ok()  # counts the success and its time, even when degraded below
         if self._idx_problems:
             problems = sorted(self._idx_problems.values())
             more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
             state.degraded(problems[0] + more)
-        elif posted:
-            state.ok()
 
     @staticmethod
     def _signature(reading: Reading) -> tuple[Value | None, ...]:
@@ -671,13 +671,14 @@ class DomoticzOutput(Output):
         ) as session:
             if self.config.probe:
                 await self._probe(session)
-            await self._loop(session, readings, state)
+            with contextlib.suppress(StopAsyncIteration):  # the subscription was closed
+                await self._loop(session, readings, state)
 
     async def _loop(
         self, session: aiohttp.ClientSession, readings: Subscription, state: OutputState
     ) -> None:
         loop = asyncio.get_running_loop()
-        interval = self.config.interval
+        interval = max(self.config.interval, 0.001)
         start = loop.time()
         tick = 0  # number of the next tick
         retry_at: float | None = None  # set while backing off
