@@ -138,18 +138,12 @@ async def main(seconds: float, concurrency: int, rate: float) -> None:
     config = Config(http=HttpConfig(host="127.0.0.1", port=port))
     hub = Hub()
     pipeline = Pipeline(hub, rate)
-    server = asyncio.create_task(WebServer(config, hub).run())
+    web = WebServer(config, hub)
+    server = asyncio.create_task(web.run())
     feeder = asyncio.create_task(pipeline.run())
     base = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(500):  # until the server accepts (bounded)
-                try:
-                    async with session.get(f"{base}/health") as resp:
-                        await resp.read()
-                        break
-                except aiohttp.ClientConnectorError:
-                    await asyncio.sleep(0.01)
+        await asyncio.wait_for(web.serving.wait(), 30)
         print(
             f"web bench: {platform.python_implementation()} {platform.python_version()}, "
             f"{os.cpu_count()} CPUs, {seconds:g} s per phase, {concurrency} concurrent clients "

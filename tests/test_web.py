@@ -572,16 +572,15 @@ async def test_webserver_and_cli_health(tmp_path: Path, capsys: pytest.CaptureFi
     hub = Hub()
     feed = Feed(hub, clock=time.monotonic)
     feed.until_reading()
-    task = asyncio.create_task(WebServer(config, hub).run())
+    server = WebServer(config, hub)
+    task = asyncio.create_task(server.run())
     try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(200):  # until the socket accepts (bounded)
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/health") as resp:
-                        assert resp.status == 200
-                        break
-                except aiohttp.ClientConnectorError:
-                    await asyncio.sleep(0.01)
+        await asyncio.wait_for(server.serving.wait(), 10)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/health") as resp,
+        ):
+            assert resp.status == 200
         args = ["--config", str(config_path), "health"]
         assert await asyncio.to_thread(cli.main, args) == 0
         assert capsys.readouterr().out == "healthy\n"

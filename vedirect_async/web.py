@@ -759,6 +759,7 @@ class WebServer:
     def __init__(self, config: Config, hub: Hub) -> None:
         self._config = config
         self._hub = hub
+        self.serving = asyncio.Event()  # set once the port accepts connections
 
     async def run(self) -> None:
         app = make_app(self._config, self._hub)
@@ -767,11 +768,13 @@ class WebServer:
         try:
             site = web.TCPSite(runner, self._config.http.host, self._config.http.port)
             await site.start()
+            self.serving.set()
             _LOGGER.info(
                 "http: serving on http://%s:%d/", self._config.http.host, self._config.http.port
             )
             await asyncio.Event().wait()  # until cancelled
         finally:
+            self.serving.clear()
             await runner.cleanup()
 
 
