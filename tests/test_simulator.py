@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from vedirect_async.hexframe import Command, RegisterMessage
 from vedirect_async.parser import HexRecord, Parser, TextBlock, encode_block
 from vedirect_async.reading import Assembler
 from vedirect_async.simulator import (
     CAPACITY_AH,
     KINDS,
     SimulatedDevice,
-    hex_async_record,
+    async_record,
     open_stream,
     split_capture,
 )
@@ -238,14 +239,15 @@ def test_unknown_kind_and_bad_options_are_rejected() -> None:
 # -- HEX records ----------------------------------------------------------------------------
 
 
-def test_hex_async_record_matches_the_protocol_vector() -> None:
-    """Async records encode as the documented vectors, with a check byte the parser accepts."""
-    assert hex_async_record(0x0201, 5, 1) == b":A0102000543\n"
-    assert hex_async_record(0xEDD7, 2, 2) == b":AD7ED00020085\n"
-    negative = hex_async_record(0xED8F, -1, 2)  # signed values as two's complement
-    (record,) = Parser().feed(negative)
+def test_async_record_matches_the_protocol_vectors() -> None:
+    """Async records encode as the documented vectors and decode back to their values."""
+    assert async_record(0x0201, 5) == b":A0102000543\n"  # device state 5 (float)
+    assert async_record(0xEDD7, 0.2) == b":AD7ED00020085\n"  # charger current 0.2 A
+    (record,) = Parser().feed(async_record(0xED8F, -12.3))  # signed: two's complement
     assert isinstance(record, HexRecord)
-    assert record.payload == bytes.fromhex("8FED00FFFF")
+    message = RegisterMessage.parse(record.digits)
+    assert message.command is Command.ASYNC
+    assert message.decoded().value == -12.3
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -257,7 +259,11 @@ def test_hex_records_are_interleaved_without_disturbing_the_text(kind: str) -> N
     events = parser.feed(mixed_bytes)
     records = [e for e in events if isinstance(e, HexRecord)]
     assert len(records) > 200
-    assert all(r.command == 0xA for r in records)
+    messages = [RegisterMessage.parse(r.digits) for r in records]
+    assert {m.command for m in messages} == {Command.ASYNC}
+    expected = {0xED8D, 0xED8F, 0x0FFF, 0xEEFF} if kind != "mppt" else {0xEDBB, 0xEDBC, 0x0201}
+    assert expected <= {m.register for m in messages}
+    assert all(m.decoded().value is not None for m in messages)  # in range for the register
     assert parser.stats.hex_bad == parser.stats.checksum_errors == 0
     assert [e for e in events if isinstance(e, TextBlock)] == clean
     # some records really interrupt a block (not only sit between blocks)

@@ -47,6 +47,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from .hexframe import Command, RegisterMessage
+from .hexframe import encode_value as encode_register
 from .parser import checksum_byte, encode_block
 
 __all__ = [
@@ -54,8 +56,8 @@ __all__ = [
     "DEFAULT_START",
     "KINDS",
     "SimulatedDevice",
+    "async_record",
     "cli_simulate",
-    "hex_async_record",
     "open_stream",
     "split_capture",
 ]
@@ -556,37 +558,32 @@ def _mppt_blocks(plant: _Plant, block: _Template) -> list[bytes]:
 # -- asynchronous HEX records --------------------------------------------------------------
 
 
-def hex_async_record(register: int, value: int, size: int) -> bytes:
-    """An async HEX record ``:A<id LE><flags 00><value LE><check>\\n`` for ``register``.
+def async_record(register: int, value: float) -> bytes:
+    """An asynchronous HEX record (``:A…\n``) carrying ``value``, in the register's unit.
 
-    ``value`` is stored little-endian in ``size`` bytes (two's complement when negative).
-    The check byte makes command nibble + payload bytes + check = 0x55 (mod 256).
+    Scaling and layout come from :mod:`vedirect_async.hexframe`'s register table, so the
+    record is exactly what a device would send (and what the HEX decoder reads back).
     """
-    payload = (
-        register.to_bytes(2, "little")
-        + b"\x00"
-        + (value % (1 << 8 * size)).to_bytes(size, "little")
-    )
-    check = (0x55 - 0xA - sum(payload)) & 0xFF
-    return b":A" + payload.hex().upper().encode("ascii") + b"%02X\n" % check
+    raw = encode_register(register, value)
+    return RegisterMessage(Command.ASYNC, register, value=raw).encode()
 
 
-def _bmv_registers(plant: _Plant) -> list[bytes]:
+def _bmv_registers(plant: _Plant) -> list[tuple[int, float]]:
     return [
-        hex_async_record(0xED8D, round(plant.v * 100.0), 2),  # main voltage, 0.01 V
-        hex_async_record(0xED8F, round(plant.i_batt * 10.0), 2),  # current, 0.1 A
-        hex_async_record(0x0FFF, round(plant.soc * 100.0), 2),  # SOC, 0.01 %
-        hex_async_record(0xEEFF, round(plant.ce * 10.0), 4),  # consumed Ah, 0.1 Ah
+        (0xED8D, plant.v),  # main voltage
+        (0xED8F, plant.i_batt),  # current
+        (0x0FFF, plant.soc),  # state of charge
+        (0xEEFF, plant.ce),  # consumed Ah
     ]
 
 
-def _mppt_registers(plant: _Plant) -> list[bytes]:
+def _mppt_registers(plant: _Plant) -> list[tuple[int, float]]:
     return [
-        hex_async_record(0xEDBB, round(plant.vpv * 100.0), 2),  # panel voltage, 0.01 V
-        hex_async_record(0xEDBC, round(plant.ppv * 100.0), 4),  # panel power, 0.01 W
-        hex_async_record(0x0201, plant.cs, 1),  # device state
-        hex_async_record(0xEDD5, round(plant.v * 100.0), 2),  # charger voltage, 0.01 V
-        hex_async_record(0xEDD7, round(plant.i_charge * 10.0), 2),  # charger current, 0.1 A
+        (0xEDBB, plant.vpv),  # panel voltage
+        (0xEDBC, plant.ppv),  # panel power
+        (0x0201, plant.cs),  # device state
+        (0xEDD5, plant.v),  # charger voltage
+        (0xEDD7, plant.i_charge),  # charger current
     ]
 
 
@@ -651,7 +648,7 @@ class SimulatedDevice:
             serial = f"HQ2{model_rng.randint(0, 4)}{model_rng.randint(10, 52)}{suffix}".encode()
             block = _mppt_template(serial)
             self._blocks: Callable[[_Plant], list[bytes]] = lambda p: _mppt_blocks(p, block)
-            self._registers: Callable[[_Plant], list[bytes]] | None = _mppt_registers
+            self._registers: Callable[[_Plant], list[tuple[int, float]]] | None = _mppt_registers
         else:
             relay = kind == "bmv712"
             main, history = _bmv_templates(smartshunt=not relay)
@@ -735,7 +732,7 @@ class SimulatedDevice:
         if rng.random() >= 0.5:
             return []
         registers = self._registers(plant)
-        return rng.sample(registers, rng.randint(1, 3))
+        return [async_record(*item) for item in rng.sample(registers, rng.randint(1, 3))]
 
     def _interleave(self, blocks: list[bytes], records: list[bytes]) -> bytes:
         """Put each HEX record before, between or after blocks, or inside one.
