@@ -232,6 +232,12 @@ async def test_outage_then_recovery_posts_newest_once(caplog: pytest.LogCaptureF
             first = fake.requests()[before]
             assert round(float(first.params["svalue"]) * 1000) == last_before
             await _until(lambda: state.health is OutputHealth.OK)
+            for _ in range(5):  # keep going a few intervals after the recovery
+                publish()
+                await asyncio.sleep(0.02)
+            after = fake.requests()[before:]
+            span = after[-1].at - first.at
+            assert len(after) <= span / 0.05 + 2  # no burst of queued posts after recovery
         refused = [r for r in caplog.records if "connection refused" in r.getMessage()]
         assert len(refused) == 1
         assert any("answers again" in r.getMessage() for r in caplog.records)
