@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vedirect_async.fields import text_of
-from vedirect_async.parser import TextBlock, encode_block
+from vedirect_async.parser import ErrorEvent, ErrorKind, Event, HexRecord, TextBlock, encode_block
 from vedirect_async.reading import UNAVAILABLE, Assembler, Reading, json_value
 
 WALL = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -382,3 +382,33 @@ def test_any_block_sequence_gives_contiguous_whole_readings(steps: list[tuple[in
         assert matches, "a reading must be a run of consecutive, unused blocks"
         used_up_to = max(end for _, end in matches)
     assert asm.stats.blocks == len(steps)
+
+
+def test_reported_losses_never_merge_halves_of_two_updates() -> None:
+    """H block of one update and main block of the next both lost: the parser's error events
+    keep the first main block from merging with the second update's H block."""
+    lost = ErrorEvent(ErrorKind.CHECKSUM, 100)
+    events: list[Event] = [bmv_main(1000), bmv_history(), bmv_main(1500), bmv_history()]
+    events += [bmv_main(2000), lost, lost, bmv_history(-2), bmv_main(3000), bmv_history()]
+    asm = Assembler("bmv")
+    readings = [asm.feed_event(e, WALL, i * 0.5) for i, e in enumerate(events)]
+    emitted = [r for r in readings if r]
+    assert [r.values["voltage"] for r in emitted] == [1.0, 1.5, 3.0]
+    assert all(r.values["history_deepest_discharge"] != -0.002 for r in emitted)
+    assert asm.stats.incomplete == 1
+    assert asm.stats.orphans == 1
+
+
+def test_hex_records_and_hex_errors_do_not_touch_the_update() -> None:
+    """HEX records (and bad HEX) between the two halves of an update change nothing."""
+    asm = Assembler("bmv")
+    events: list[Event] = [
+        bmv_main(),
+        HexRecord(b"A0102000543"),
+        ErrorEvent(ErrorKind.HEX_CHECKSUM, 12),
+        bmv_history(),
+    ]
+    readings = [asm.feed_event(e, WALL, 0.1 * i) for i, e in enumerate(events)]
+    assert readings[:3] == [None, None, None]
+    assert readings[3] is not None
+    assert readings[3].values["voltage"] == 12.065

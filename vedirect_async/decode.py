@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from typing import BinaryIO, TextIO
 
 from .fields import UNAVAILABLE, Value, unit_of
-from .parser import Parser, TextBlock
+from .parser import Parser
 from .reading import Assembler, Reading
 
 __all__ = ["CHUNK_SIZE", "cli_decode", "decode_stream"]
@@ -54,14 +54,14 @@ def decode_stream(
 
     ``OSError`` from ``source`` propagates (the caller decides what an unreadable input means).
     """
-    feed = assembler.feed
+    feed = assembler.feed_event
     # read1 returns what is available (a live pipe: `cat /dev/ttyUSB0 | decode -` prints each
     # reading as it arrives, not every 64 KiB); plain read for sources without it.
     read = getattr(source, "read1", source.read)
     while chunk := read(chunk_size):
         wall, mono = datetime.now(UTC), time.monotonic()
         for event in parser.feed(chunk):
-            if isinstance(event, TextBlock) and (reading := feed(event, wall, mono)):
+            if reading := feed(event, wall, mono):
                 yield reading
     last = assembler.flush(datetime.now(UTC), time.monotonic())
     if last is not None:

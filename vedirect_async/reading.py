@@ -21,9 +21,10 @@ the reading **on the last block of the update**, never later:
    after as many blocks as the one update observed so far had). So even the first update is
    emitted on its last block. (A device whose split the family rule misjudges loses or
    splits at most its first two updates, then follows the learned count.)
-4. An update that lost a block (checksum error) is never emitted: when the next ``PID`` block
-   arrives with fewer blocks than learned, the partial update is dropped and counted
-   (``incomplete``). A corrupt block's fields never reach a reading; the intact half of a
+4. An update that lost a block (checksum error) is never emitted: it is dropped when the
+   parser reports the loss (:meth:`Assembler.feed_event` / :meth:`Assembler.block_lost`), or
+   at the latest when the next ``PID`` block arrives with fewer blocks than learned, and
+   counted (``incomplete``). A corrupt block's fields never reach a reading; the intact half of a
    damaged update is not emitted alone either, so every reading is a whole update.
 5. A half older than ``stale_after`` seconds is not merged with a newer block (counted in
    ``stale_dropped``).
@@ -58,7 +59,7 @@ from .fields import (
     try_decode,
     unit_of,
 )
-from .parser import TextBlock
+from .parser import ErrorEvent, ErrorKind, Event, TextBlock
 
 __all__ = ["UNAVAILABLE", "Assembler", "AssemblerStats", "Reading", "Value", "json_value"]
 
@@ -147,6 +148,7 @@ _HSDS = b"HSDS"
 _SER = b"SER#"
 _FW = b"FW"
 _FWE = b"FWE"
+_TEXT_LOSSES = frozenset({ErrorKind.CHECKSUM, ErrorKind.OVERSIZE, ErrorKind.MALFORMED})
 _MISMATCHES_TO_RELEARN = 3
 _ORPHANS_FOR_NO_PID_MODE = 3
 
@@ -237,6 +239,25 @@ class Assembler:
         """Forget the update in progress (e.g. the port was reopened); keep what was learned."""
         self._drop_pending()
         self._since_pid = 0
+
+    def block_lost(self) -> None:
+        """A text block was lost (the parser reported a checksum, oversize or malformed block).
+
+        The update in progress can no longer be whole: it is dropped now, and blocks without
+        ``PID`` that follow are orphans until the next ``PID`` block. Without this call two
+        losses in a row (H block of one update, main block of the next) would let a main
+        block merge with the next update's H block.
+        """
+        self._drop_pending()
+        self._since_pid = 0  # this update's size was not observed
+
+    def feed_event(self, event: Event, wall: datetime, mono: float) -> Reading | None:
+        """Feed any parser event: text blocks are assembled, lost blocks noted, HEX ignored."""
+        if isinstance(event, TextBlock):
+            return self.feed(event, wall, mono)
+        if isinstance(event, ErrorEvent) and event.kind in _TEXT_LOSSES:
+            self.block_lost()
+        return None
 
     def flush(self, wall: datetime, mono: float) -> Reading | None:
         """End of input: emit the update in progress if it may be complete, else drop it.
