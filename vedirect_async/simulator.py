@@ -5,9 +5,10 @@ Three layers, each usable alone:
 - :class:`SimulatedDevice` is pure (no I/O, no clock): ``next_second()`` returns the bytes a
   device sends in one second. ``"bmv712"`` (BMV-712 Smart: main block, then H block),
   ``"smartshunt"`` (SmartShunt 500A: the same without Relay and MON) and ``"mppt"``
-  (SmartSolar MPPT 100/20: one block) all watch one simulated 12 V installation: a 200 Ah
-  lead battery, 300 Wp of panels behind a 20 A charger, and household loads (standby, a
-  cycling fridge, evening lights, now and then a big inverter load). Over a simulated day the
+  (SmartSolar MPPT 100/20: one block) each watch their own simulated 12 V installation: a
+  200 Ah lead battery, 300 Wp of panels behind a 20 A charger, household loads (standby, a
+  cycling fridge, evening lights, now and then a big inverter load) and a battery protect that
+  sheds the loads at 10 % SOC. Over a simulated day the
   battery discharges at night and charges by day through bulk, absorption and float; the
   battery monitor integrates the current into consumed Ah, derives SOC from it and a capacity,
   synchronises to 100 % when charged, and grows its history counters. The simulated clock
@@ -25,8 +26,11 @@ byte, or inside a block the way older firmware interrupts text; they never chang
 stream. ``corrupt`` replaces that fraction of all bytes with other random bytes. Corruption is
 always *detectable*: if the random bytes put into one block happen to leave its 8-bit sum
 intact (about 1 damaged block in 256 on a real line), the last one is drawn again, so a test
-can require that no damaged block is ever accepted. Model, HEX and corruption draw from
-separate seeded generators: the same seed gives the same text blocks with or without them.
+can require that no damaged block is ever accepted. (One way remains, rare and harmless: when
+damage hits a block's leading CR LF, the parser starts at the block's next record, and if the
+skipped first record's bytes happen to sum to 0 mod 256 the clean rest verifies.) Model, HEX
+and corruption draw from separate seeded generators: the same seed gives the same text blocks
+with or without them.
 """
 
 from __future__ import annotations
