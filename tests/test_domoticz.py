@@ -262,6 +262,22 @@ async def test_change_is_posted_at_once_and_unchanged_is_not_reposted() -> None:
         assert (fake.updates[-1].idx, fake.updates[-1].nvalue) == (2, 4)
 
 
+async def test_stale_reading_is_not_reposted(caplog: pytest.LogCaptureFixture) -> None:
+    """A device silent for longer than max(2 x interval, 60 s) is not posted: no fake liveness."""
+    caplog.set_level(logging.INFO, "vedirect_async.outputs.domoticz")
+    async with FakeDomoticz() as fake:
+        fake.add_device(1, "V")
+        hub = Hub()
+        async with _running(_output(fake, heartbeat=0.0), hub):
+            old = Reading("bmv", datetime.now(UTC), time.monotonic() - 120, values={"voltage": 1})
+            hub.publish(old)
+            await _until(lambda: "no new reading for" in caplog.text)
+            hub.publish(_reading(voltage=12.0))
+            await fake.wait_for(lambda: len(fake.updates) == 1)
+        assert fake.updates[0].svalue == "12.000"
+        assert "readings again" in caplog.text
+
+
 # -- failure classes ----------------------------------------------------------------------------
 
 FailureSetup = Callable[[FakeDomoticz], None]

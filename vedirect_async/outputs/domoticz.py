@@ -29,7 +29,9 @@ Decisions (the README's "Domoticz" part says the same for users):
 - **Formatting** is ours, never the locale's: ``.`` decimals, voltage and current with 3
   decimals, percentage 1, custom 3, temperature 2, power 1; kWh devices get ``W;Wh``. Every
   value is percent-encoded (``+`` as ``%2B``: Domoticz turns a raw ``+`` into a space).
-  An unavailable value (``---``) or a field the device does not send is not posted.
+  An unavailable value (``---``) or a field the device does not send is not posted, and
+  neither is a device's last reading once it is older than ``max(2 * interval, 60 s)``: a
+  silent device must not look alive in Domoticz (the old script's "stuck values").
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import math
 import os
 import ssl
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +80,7 @@ _LOGGER = logging.getLogger(__name__)
 _USER_AGENT = "vedirect_async"
 _BACKOFF_FIRST = 1.0  # first retry delay (or the interval, if shorter), then doubled
 _LOG_REPEAT = 3600.0  # a lasting problem is logged again at most this often
+_STALE_MIN = 60.0  # a device's last reading older than max(2 x interval, this) is not posted
 _CHANGE_GAP = 1.0  # at most one change-triggered post per this many seconds
 _MAX_BODY = 64 * 1024  # a Domoticz answer is tiny; more is not Domoticz
 #: catalogue fields whose change is posted at once (post_on_change)
@@ -276,6 +280,9 @@ class DomoticzOutput(Output):
         self._idx_problems: dict[str, str] = {}
         self._episode = _Episode()
         self._warned: set[str] = set()
+        self._stale: set[str] = set()
+        # never re-post a reading this old: a silent device must not look alive in Domoticz
+        self._stale_after = max(2 * config.interval, _STALE_MIN)
         self._session: aiohttp.ClientSession | None = None
         self.ticks = 0
         self.ticks_skipped = 0
@@ -320,6 +327,20 @@ class DomoticzOutput(Output):
         reading = self._latest.get(device)
         if reading is None:
             return []
+        age = time.monotonic() - reading.monotonic
+        if age > self._stale_after:
+            if device not in self._stale:
+                self._stale.add(device)
+                _LOGGER.warning(
+                    "domoticz: %s: no new reading for %.0f s; its old values are not re-posted "
+                    "(Domoticz will show the sensors as timed out)",
+                    device,
+                    age,
+                )
+            return []
+        if device in self._stale:
+            self._stale.discard(device)
+            _LOGGER.info("domoticz: %s: readings again; posting", device)
         if self.config.mode == "udevices":
             data = legacy_json(reading)
             if data == "{}":
