@@ -45,7 +45,7 @@ import math
 import os
 import re
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -406,32 +406,36 @@ class CsvFile:
         self.rotations += 1
 
     async def _move_aside(self, day: date) -> None:
-        """Rename the file to ``<stem>.<day>[.N]<suffix>`` and apply the retention."""
-        stem, suffix = self.path.stem, self.path.suffix
-        target = self.path.with_name(f"{stem}.{day.isoformat()}{suffix}")
-        n = 0
-        while await self._io(aiofiles.os.path.exists(target)):
-            n += 1
-            target = self.path.with_name(f"{stem}.{day.isoformat()}.{n}{suffix}")
-        await self._io(aiofiles.os.rename(self.path, target))
-        _LOGGER.info("csv: %s moved to %s", self.path, target.name)
-        if self.retention:
-            await self._prune()
+        """Rename the file to ``<stem>.<day>[.N]<suffix>`` and apply the retention.
 
-    async def _prune(self) -> None:
+        N is one more than the highest N of that day already there, so a name freed by the
+        retention is never reused (the order of the rotated files stays their age).
+        """
+        stem, suffix = self.path.stem, self.path.suffix
+        rotated = await self._rotated()
+        numbers = [n for d, n, _ in rotated if d == day.isoformat()]
+        n = max(numbers) + 1 if numbers else 0
+        name = f"{stem}.{day.isoformat()}{f'.{n}' if n else ''}{suffix}"
+        await self._io(aiofiles.os.rename(self.path, self.path.with_name(name)))
+        _LOGGER.info("csv: %s moved to %s", self.path, name)
+        rotated.append((day.isoformat(), n, name))
+        if self.retention:
+            rotated.sort()
+            for _, _, old in rotated[: max(0, len(rotated) - self.retention)]:
+                await self._io(aiofiles.os.remove(self.path.with_name(old)))
+                _LOGGER.info("csv: removed old %s (retention %d)", old, self.retention)
+
+    async def _rotated(self) -> list[tuple[str, int, str]]:
+        """The rotated files of this path: (day, N, name)."""
         stem, suffix = re.escape(self.path.stem), re.escape(self.path.suffix)
         pattern = re.compile(rf"{stem}\.(\d{{4}}-\d\d-\d\d)(?:\.(\d+))?{suffix}")
-        directory = self.path.parent
-        names = await self._io(aiofiles.os.listdir(directory))
-        rotated = []
+        names = await self._io(aiofiles.os.listdir(self.path.parent))
+        found = []
         for name in names:
             match = pattern.fullmatch(name)
             if match:
-                rotated.append((match.group(1), int(match.group(2) or 0), name))
-        rotated.sort()
-        for _, _, name in rotated[: max(0, len(rotated) - self.retention)]:
-            await self._io(aiofiles.os.remove(directory / name))
-            _LOGGER.info("csv: removed old %s (retention %d)", name, self.retention)
+                found.append((match.group(1), int(match.group(2) or 0), name))
+        return found
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
@@ -589,6 +593,7 @@ class CsvOutput(Output):
             state.ok()
 
     def _failure(self, target: _Target, state: OutputState, exc: BaseException) -> None:
+        self._progress.set()
         counter, reason = _describe(exc, target.file.path)
         state.count("write_errors")
         state.count(counter)
@@ -630,11 +635,15 @@ class CsvOutput(Output):
                 target.pending.clear()
             await target.file.close()
 
-    async def wait_written(self, rows: int) -> None:
-        """Return once ``rows`` rows in total have been written (for tests and tools)."""
-        while self.rows_written < rows:
+    async def wait_progress(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` holds, checked after every row written or failed."""
+        while not predicate():
             self._progress.clear()
             await self._progress.wait()
+
+    async def wait_written(self, rows: int) -> None:
+        """Return once ``rows`` rows in total have been written (for tests and tools)."""
+        await self.wait_progress(lambda: self.rows_written >= rows)
 
     async def aclose(self) -> None:
         """Close every file (run() normally did already)."""
