@@ -9,7 +9,7 @@ import json
 import math
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -22,6 +22,7 @@ from vedirect_async import cli
 from vedirect_async.config import Config, ConfigError, load_config
 from vedirect_async.history import MAX_FIELDS, History, read_csv_tail
 from vedirect_async.hub import Hub
+from vedirect_async.outputs.csv_log import csv_output
 from vedirect_async.reading import UNAVAILABLE, Reading
 from vedirect_async.web import WebServer, health_url, make_app
 
@@ -463,6 +464,36 @@ async def test_history_backfill_follows_csv_config(tmp_path: Path) -> None:
     assert bmv["t"] == [now - 60]
     assert bmv["values"] == {"voltage": [12.5]}
     assert solar["values"] == {"voltage": [13.1], "panel_power": [250.0]}
+
+
+async def test_history_backfills_from_the_real_csv_output(tmp_path: Path) -> None:
+    """Rows the CSV output wrote in a previous run come back as history points after a restart."""
+    config = make_config(tmp_path)
+    csv_config = dataclasses.replace(config.csv, interval=0)  # a row per reading
+    output = csv_output(dataclasses.replace(config, csv=csv_config))
+    assert output is not None
+    writer_hub, clock = Hub(), FakeClock()
+    wall = [datetime.now(UTC) - timedelta(minutes=10)]
+    feed = Feed(writer_hub, clock=clock, wall=lambda: wall[0])
+    sub = output.subscribe(writer_hub)
+    task = asyncio.create_task(output.run(sub, writer_hub.output("csv")))
+    try:
+        written = []
+        for _ in range(5):
+            written.append(feed.until_reading())
+            wall[0] += timedelta(seconds=60)
+        await asyncio.wait_for(output.wait_written(5), 5)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await output.aclose()
+    async with serve(config, Hub()) as client:  # "the next start"
+        body = await (await client.get("/api/history?device=bmv")).json()
+    assert body["t"] == [float(int(r.time.timestamp())) for r in written]  # whole seconds
+    assert body["values"]["soc"] == [r.values["soc"] for r in written]
+    assert body["values"]["voltage"] == [r.values["voltage"] for r in written]
+    assert set(body["values"]) == {"voltage", "current", "consumed_ah", "soc"}
 
 
 async def test_history_ignores_a_broken_csv(tmp_path: Path) -> None:
