@@ -86,7 +86,7 @@ SOC_TEXT = 'document.querySelector(\'[data-device="bmv"] [data-field="soc"]\').t
 async def test_page_live_in_chromium(tmp_path: Path) -> None:
     """The page loads without console errors, shows the current SOC and charts live points."""
     async with (
-        pipeline(tmp_path) as (url, _hub, feeds, running),
+        pipeline(tmp_path) as (url, hub, feeds, running),
         open_page(url, tmp_path / "profile") as page,
     ):
         # history from the CSV is drawn, and live readings arrive over SSE
@@ -130,6 +130,16 @@ async def test_page_live_in_chromium(tmp_path: Path) -> None:
         assert status == "healthy"  # a degraded output does not make the service unhealthy
         outputs = await page.wait_for("document.getElementById('outputs').textContent")
         assert outputs == "csvmqtt: degraded"
+        # an output failing turns the page's health badge red with the reason
+        hub.output("csv").failed("disk full")
+        status = await page.evaluate(
+            "pollHealth().then(() => document.getElementById('status').textContent)"
+        )
+        assert status == "unhealthy"
+        problems = await page.evaluate("document.getElementById('problems').textContent")
+        assert problems == "output csv: failed (disk full)"
+        hub.output("csv").ok()
+        await page.evaluate("pollHealth()")
         running.set()
 
         shot = tmp_path / "screenshot.png"

@@ -137,7 +137,11 @@ async def test_health_output_states(tmp_path: Path) -> None:
         hub.output("domoticz").failed("connection refused")
         resp = await client.get("/health")
         assert resp.status == 503
-        assert "output domoticz: failed (connection refused)" in (await resp.json())["problems"]
+        body = await resp.json()
+        assert "output domoticz: failed (connection refused)" in body["problems"]
+        page_view = await client.get("/api/health")  # the page's poll: same body, always 200
+        assert page_view.status == 200
+        assert (await page_view.json())["problems"] == body["problems"]
 
     strict = make_config(tmp_path, http='unhealthy_output_states = ["degraded", "failed"]')
     hub.output("domoticz").degraded("retrying")
@@ -170,7 +174,7 @@ async def test_secrets_never_served(tmp_path: Path) -> None:
     hub.output("mqtt").count("hunter2-mq")  # even a silly counter name must not leak it
     feed.state.reason = "reopened with hunter2-dz"
     async with serve(config, hub, clock) as client:
-        for path in ("/health", "/metrics", "/api/readings", "/api/history", "/"):
+        for path in ("/health", "/api/health", "/metrics", "/api/readings", "/api/history", "/"):
             resp = await client.get(path)
             text = await resp.text()
             assert resp.status in (200, 503), path

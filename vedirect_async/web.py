@@ -245,6 +245,8 @@ def _json_value(value: Value) -> tuple[object, str | None]:
     if value is UNAVAILABLE:
         return None, "unavailable"
     if isinstance(value, float) and not math.isfinite(value):
+        if math.isnan(value):
+            return None, "unavailable"
         return None, "infinite" if value > 0 else "-infinite"
     if isinstance(value, tuple):
         return list(value), None
@@ -556,6 +558,13 @@ async def _handle_health(request: web.Request) -> web.Response:
     return _json(body, 200 if ok else 503)
 
 
+async def _handle_api_health(request: web.Request) -> web.Response:
+    """The /health body with status 200 either way (the page polls it: no console noise)."""
+    _query(request, ())
+    _ok, body = _health(request.app[WEB])
+    return _json(body)
+
+
 async def _handle_metrics(request: web.Request) -> web.Response:
     _query(request, ())
     body = generate_latest(request.app[WEB].registry)
@@ -746,6 +755,7 @@ def make_app(
     app.router.add_get("/", _handle_page)
     app.router.add_get("/health", _handle_health)
     app.router.add_get("/metrics", _handle_metrics)
+    app.router.add_get("/api/health", _handle_api_health)
     app.router.add_get("/api/readings", _handle_readings)
     app.router.add_get("/api/history", _handle_history)
     app.router.add_get("/api/stream", _handle_stream, allow_head=False)

@@ -1,5 +1,5 @@
 // vedirect_async live page: latest values per device, charts of the last hours, health.
-// Data: /api/readings once, /api/history per range, /api/stream (SSE) live, /health polled.
+// Data: /api/readings once, /api/history per range, /api/stream (SSE) live, /api/health polled.
 "use strict";
 
 const TILES = [
@@ -212,7 +212,13 @@ async function loadHistory(device) {
     since: String(-page.hours * 3600),
     max_points: String(width),
   });
-  const { ok, body } = await getJSON(`/api/history?${params}`);
+  let answer;
+  try {
+    answer = await getJSON(`/api/history?${params}`);
+  } catch (error) {
+    return; // the service is restarting; the next range change or reload asks again
+  }
+  const { ok, body } = answer;
   if (!ok) return;
   const times = body.t.map((t) => t * 1000);
   const { voltage, current, power } = body.values;
@@ -264,7 +270,7 @@ function renderHealth(health) {
 
 async function pollHealth() {
   try {
-    const { body } = await getJSON("/health");
+    const { body } = await getJSON("/api/health");
     renderHealth(body);
   } catch (error) {
     const status = document.getElementById("status");
