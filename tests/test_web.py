@@ -274,6 +274,9 @@ async def test_metrics_expose_readings_and_counters(tmp_path: Path) -> None:
     ] == pytest.approx(out.last_success)
     assert m[("vedirect_output_health", (("health", "failed"), ("output", "domoticz")))] == 1
     assert m[("vedirect_reading_age_seconds", (("device", "bmv"),))] == 0
+    assert m[("vedirect_byte_age_seconds", (("device", "bmv"),))] == 0
+    assert m[("vedirect_reader_stuck", (("device", "bmv"),))] == 0
+    assert m[("vedirect_reader_stuck_events_total", (("device", "bmv"),))] == 0
 
 
 async def test_metrics_special_values(tmp_path: Path) -> None:

@@ -303,6 +303,7 @@ def _health(state: _Web) -> tuple[bool, dict[str, Any]]:
             "reason": state.scrub(dev.reason) if dev else "",
             "restarts": dev.restarts if dev else 0,
             "readings": dev.readings if dev else 0,
+            "stuck": dev.stuck if dev else False,
         }
     outputs: dict[str, Any] = {}
     for name, out in state.hub.outputs.items():
@@ -456,7 +457,20 @@ class _HubCollector(Collector):
             "unknown_labels": CounterMetricFamily(
                 "vedirect_unknown_labels", "Fields with a label not in the catalogue", labels=labels
             ),
+            "stuck_events": CounterMetricFamily(
+                "vedirect_reader_stuck_events",
+                "Times readings stayed byte-identical for watchdog.stuck_timeout",
+                labels=labels,
+            ),
         }
+        stuck = GaugeMetricFamily(
+            "vedirect_reader_stuck",
+            "1 while readings have been byte-identical for watchdog.stuck_timeout",
+            labels=labels,
+        )
+        byte_age = GaugeMetricFamily(
+            "vedirect_byte_age_seconds", "Seconds since the last byte from the port", labels=labels
+        )
         parser: dict[str, CounterMetricFamily] = {}
         for name in state.device_names():
             last = state.last_reading(name)
@@ -468,6 +482,9 @@ class _HubCollector(Collector):
                 continue
             for s in ReaderState:
                 reader.add_metric([name, str(s)], float(dev.state is s))
+            stuck.add_metric([name], float(dev.stuck))
+            if dev.last_byte is not None:
+                byte_age.add_metric([name], max(0.0, now - dev.last_byte))
             for key, family in counters.items():
                 family.add_metric([name], getattr(dev, key))
             for key, count in dev.parser.as_dict().items():
@@ -481,6 +498,8 @@ class _HubCollector(Collector):
         yield age
         yield fresh
         yield reader
+        yield stuck
+        yield byte_age
         yield from counters.values()
         yield from parser.values()
 
