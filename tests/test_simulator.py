@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import select
 import signal
 import sys
+import tty
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from vedirect_async.reading import Assembler
 from vedirect_async.simulator import (
     CAPACITY_AH,
     KINDS,
+    PtyLine,
     SimulatedDevice,
     async_record,
     open_stream,
@@ -487,3 +490,36 @@ async def test_simulate_never_replaces_a_regular_file_with_its_link(tmp_path: Pa
     assert out == b""
     assert b"not a symlink" in err
     assert precious.read_text() == "keep me\n"
+
+
+def _read_exactly(fd: int, count: int) -> bytes:
+    """Read `count` bytes from a non-blocking fd, waiting for readability (2 s at most)."""
+    data = b""
+    while len(data) < count:
+        readable, _, _ = select.select([fd], [], [], 2.0)
+        assert readable, f"only {data!r} arrived"
+        data += os.read(fd, count - len(data))
+    return data
+
+
+def test_pty_line_discards_what_nobody_read_for_seconds() -> None:
+    """Unread bytes older than `keep` are dropped before a write; a reader keeping up loses none."""
+    master, slave = os.openpty()
+    try:
+        tty.setraw(slave)
+        os.set_blocking(master, False)
+        os.set_blocking(slave, False)
+        now = [0.0]
+        line = PtyLine(master, slave, keep=2.0, clock=lambda: now[0])
+        line.write(b"stale")  # t = 0, and nobody reads it
+        assert select.select([slave], [], [], 2.0)[0]  # the kernel has queued it
+        now[0] = 10.0
+        line.write(b"fresh")  # the queue holds bytes older than 2 s: they go first
+        now[0] = 10.5
+        line.write(b"+more")  # written 0.5 s after "fresh", which is still unread: kept
+        assert _read_exactly(slave, 10) == b"fresh+more"
+        assert line.discarded == 5
+        assert not select.select([slave], [], [], 0)[0]  # nothing else queued
+    finally:
+        os.close(master)
+        os.close(slave)
