@@ -1063,7 +1063,10 @@ class PtyLine:
             self._discard(self.pending())
             with contextlib.suppress(BlockingIOError):
                 written += os.write(self.master, chunk[written:])
-        recent.append((now, written))
+        if recent and now - recent[-1][0] < 0.1:  # one entry per 0.1 s, even at full speed
+            recent[-1] = (recent[-1][0], recent[-1][1] + written)
+        else:
+            recent.append((now, written))
         self._recent_bytes += written
 
     def _discard(self, count: int) -> None:
