@@ -4,7 +4,8 @@
 first (not timed). Then they are fed, in-process, through ``DeviceReader._feed`` - the exact
 code ``data_received`` runs - into the hub, with a null consumer draining its subscription on
 the event loop. Two chunkings: one chunk per second (as the simulator delivers) and 64-byte
-chunks (about what a USB serial adapter hands over per read). Prints wall and CPU time.
+chunks (about what a USB serial adapter hands over per read). Prints wall and CPU time, and
+the CPU time of the parser alone and of parser + assembler, to show where the time goes.
 
 Usage: python bench/pipeline.py [--seconds N]
 """
@@ -16,12 +17,15 @@ import asyncio
 import platform
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vedirect_async.config import DeviceConfig, WatchdogConfig
 from vedirect_async.hub import Hub
+from vedirect_async.parser import Parser, TextBlock
+from vedirect_async.reading import Assembler
 from vedirect_async.serial_port import DeviceReader
 from vedirect_async.simulator import SimulatedDevice
 
@@ -65,6 +69,25 @@ async def run(chunks: list[bytes], per_yield: int) -> tuple[float, float, int, i
     return wall, cpu, hub.published, consumed
 
 
+def stages(seconds: list[bytes]) -> tuple[float, float]:
+    """CPU seconds of the parser alone, and of parser + assembler, on the same bytes."""
+    parser = Parser()
+    cpu0 = time.process_time()
+    events = [event for chunk in seconds for event in parser.feed(chunk)]
+    parse = time.process_time() - cpu0
+    assembler = Assembler("bmv")
+    wall = datetime.now(UTC)
+    cpu0 = time.process_time()
+    parser = Parser()
+    for i, chunk in enumerate(seconds):
+        for event in parser.feed(chunk):
+            if type(event) is TextBlock:
+                assembler.feed(event, wall, float(i))
+    assemble = time.process_time() - cpu0
+    assert len(events) >= len(seconds)
+    return parse, assemble
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=86_400, help="simulated seconds")
@@ -77,6 +100,8 @@ def main() -> None:
         f"in {time.perf_counter() - t0:.1f} s (not timed below)"
     )
     print(f"python {platform.python_version()} on {platform.machine()}, {platform.node()}")
+    parse, assemble = stages(seconds)
+    print(f"stages (CPU): parser {parse:.2f} s; parser + assembler {assemble:.2f} s")
     for label, chunks, per_yield in (
         ("1 chunk per second", seconds, 1),
         ("64-byte chunks", rechunk(seconds, 64), 16),
