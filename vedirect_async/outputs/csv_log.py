@@ -53,7 +53,6 @@ from typing import Any, ClassVar, TypeVar
 
 import aiofiles
 import aiofiles.os
-from aiofiles.threadpool.binary import AsyncFileIO
 
 from ..config import Config, ConfigError, CsvConfig
 from ..fields import lookup
@@ -71,8 +70,52 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SHUTDOWN_BUDGET = 0.8  # seconds to flush at shutdown (the service allows outputs 1 s)
 _HEAD_BYTES = 65536  # a header or a last line longer than this is not ours
 
-_fsync = aiofiles.os.wrap(os.fsync)
+_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+
+
+class _Moved(Exception):  # noqa: N818 - a signal between two functions, not an error
+    """The path no longer names the open file (deleted, renamed, directory removed)."""
+
+
+def _append_sync(
+    fd: int, path: Path | None, ident: tuple[int, int] | None, data: bytes, size: int, *, sync: bool
+) -> int:
+    """In a worker thread, one call per row: check that ``path`` (unless None) still names the
+    open file, append ``data`` with one ``write``, cut the file back to ``size`` (its last
+    complete line) on a short write or an error, fsync if asked. Returns len(data)."""
+    if path is not None:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise _Moved from None
+        if (st.st_dev, st.st_ino) != ident:
+            raise _Moved
+    try:
+        written = os.write(fd, data)
+    except OSError:
+        _cut(fd, size)
+        raise
+    if written != len(data):
+        _cut(fd, size)
+        raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
+    if sync:
+        os.fsync(fd)
+    return written
+
+
+def _cut(fd: int, size: int) -> None:
+    try:
+        os.ftruncate(fd, size)
+    except OSError:
+        _LOGGER.debug("csv: cutting back to %d bytes failed", size, exc_info=True)
+
+
+# aiofiles runs these in its worker threads, off the event loop
+_append = aiofiles.os.wrap(_append_sync)
+_open = aiofiles.os.wrap(os.open)
+_close = aiofiles.os.wrap(os.close)
 _fstat = aiofiles.os.wrap(os.fstat)
+_ftruncate = aiofiles.os.wrap(os.ftruncate)
 
 
 # -- columns and formatting (pure) ----------------------------------------------------------
@@ -224,7 +267,9 @@ class CsvFile:
         self.rotations = 0
         self.repaired = 0  # partial last lines cut off at open
         self.moved_aside = 0  # files with another header renamed aside
-        self._file: AsyncFileIO | None = None
+        self._fd: int | None = None
+        self._generation = 0  # bumped when the fd is closed: late bookkeeping is ignored
+        self.rows_appended = 0  # rows that landed in the file (any file of this path)
         self._ident: tuple[int, int] | None = None
         self._size = 0  # bytes in the file, all complete lines
         self._day: date | None = None  # day of the newest row in the file
@@ -232,7 +277,7 @@ class CsvFile:
 
     @property
     def is_open(self) -> bool:
-        return self._file is not None
+        return self._fd is not None
 
     def _day_of(self, timestamp: float) -> date:
         moment = datetime.fromtimestamp(timestamp, UTC)
@@ -273,18 +318,17 @@ class CsvFile:
 
     async def _forget(self) -> None:
         """Close the file after an interrupted operation, without the one-at-a-time check."""
-        f, self._file = self._file, None
-        if f is not None:
+        fd, self._fd = self._fd, None
+        self._generation += 1
+        if fd is not None:
             try:
-                await asyncio.wait_for(f.close(), self.timeout)
+                await asyncio.wait_for(_close(fd), self.timeout)
             except (OSError, TimeoutError):
                 _LOGGER.debug("csv: closing %s failed", self.path, exc_info=True)
 
     async def append(self, line: bytes, day: date) -> None:
         """Append one complete line (rotating first if due)."""
-        if self._file is not None:
-            await self._check_identity()
-        if self._file is None:
+        if self._fd is None:
             await self._open(day)
         if self._size > len(self.header) and (
             (self.rotate == "daily" and self._day is not None and day != self._day)
@@ -292,31 +336,24 @@ class CsvFile:
         ):
             await self._rotate()
             await self._open(day)
-        await self._write(line)
+        try:
+            await self._write(line, check=True, row=True)
+        except _Moved:
+            _LOGGER.info("csv: %s was removed or replaced; reopening", self.path)
+            await self.close()
+            await self._open(day)
+            await self._write(line, check=False, row=True)
         self._day = day
 
     async def close(self) -> None:
         """Close the file (errors ignored: every row on disk is already complete)."""
-        f, self._file = self._file, None
-        if f is not None and self._busy is None:
+        fd, self._fd = self._fd, None
+        self._generation += 1
+        if fd is not None and self._busy is None:
             try:
-                await self._io(f.close())
+                await self._io(_close(fd))
             except (OSError, TimeoutError):
                 _LOGGER.debug("csv: closing %s failed", self.path, exc_info=True)
-
-    async def _drop(self) -> None:
-        await self.close()
-
-    async def _check_identity(self) -> None:
-        """Reopen if the path no longer names the open file (deleted, moved, dir removed)."""
-        try:
-            st = await self._io(aiofiles.os.stat(self.path))
-            same = (st.st_dev, st.st_ino) == self._ident
-        except FileNotFoundError:
-            same = False
-        if not same:
-            _LOGGER.info("csv: %s was removed or replaced; reopening", self.path)
-            await self._drop()
 
     async def _open(self, day: date) -> None:
         """Open for append: header for a new file, move aside a foreign one, repair the tail."""
@@ -339,23 +376,24 @@ class CsvFile:
                 self.rotations += 1
             else:
                 self._day = file_day
-        f = await self._io(aiofiles.open(self.path, "ab", buffering=0))
+        fd = await self._io(_open(self.path, _FLAGS, 0o644))
+        self._fd = fd
         try:
-            st = await self._io(_fstat(f.fileno()))
-            self._file, self._ident, self._size = f, (st.st_dev, st.st_ino), st.st_size
+            st = await self._io(_fstat(fd))
+            self._ident, self._size = (st.st_dev, st.st_ino), st.st_size
             if keep is not None and keep < self._size:
                 _LOGGER.warning(
                     "csv: %s ended with a partial line (%d bytes); cut off",
                     self.path,
                     self._size - keep,
                 )
-                await self._io(f.truncate(keep))
+                await self._io(_ftruncate(fd, keep))
                 self._size = keep
                 self.repaired += 1
             if self._size == 0:
-                await self._write(self.header)
+                await self._write(self.header, check=False)
         except BaseException:
-            await self._drop()
+            await self.close()
             raise
 
     async def _inspect(self, size: int) -> int | None:
@@ -374,33 +412,31 @@ class CsvFile:
             return None  # no complete line in the last 64 KiB: not a file of ours
         return start + end + 1
 
-    async def _write(self, data: bytes) -> None:
-        """One write of whole lines; on a short write or an error, truncate back and raise."""
-        f = self._file
-        assert f is not None
-        before = self._size
-        try:
-            written = await self._io(f.write(data))
-        except OSError:
-            await self._undo(f, before)
-            raise
-        if written != len(data):
-            await self._undo(f, before)
-            raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
-        self._size = before + written
-        if self.fsync:
-            await self._io(_fsync(f.fileno()))
+    async def _write(self, data: bytes, *, check: bool, row: bool = False) -> None:
+        """Append whole lines in one worker-thread call (see :func:`_append_sync`).
 
-    async def _undo(self, f: AsyncFileIO, size: int) -> None:
-        """Cut the file back to ``size`` (its last complete line) and close it."""
+        The bookkeeping runs in the same task as the write, so it happens even when the
+        caller is cancelled meanwhile (``rows_appended`` then tells whether the row landed).
+        """
+        fd, generation = self._fd, self._generation
+        assert fd is not None
+        path = self.path if check else None
+
+        async def operation() -> None:
+            written = await _append(fd, path, self._ident, data, self._size, sync=self.fsync)
+            if generation == self._generation:
+                self._size += written
+            if row:
+                self.rows_appended += 1
+
         try:
-            await self._io(f.truncate(size))
-        except (OSError, TimeoutError):
-            _LOGGER.debug("csv: truncating %s failed", self.path, exc_info=True)
-        await self._drop()
+            await self._io(operation())
+        except OSError:
+            await self.close()  # _append_sync cut the file back; reopen on the next row
+            raise
 
     async def _rotate(self) -> None:
-        await self._drop()
+        await self.close()
         assert self._day is not None
         await self._move_aside(self._day)
         self.rotations += 1
@@ -474,6 +510,7 @@ class _Target:
         self.failed_rows = 0  # rows lost since the failure began
         self.retry_at = 0.0
         self.delay = 0.0
+        self.inflight: int | None = None  # file.rows_appended before the row being written
 
 
 class CsvOutput(Output):
@@ -569,15 +606,15 @@ class CsvOutput(Output):
             return
         while target.pending:
             line, day = target.pending[0]
+            target.inflight = target.file.rows_appended
             try:
                 await target.file.append(line, day)
             except (OSError, TimeoutError) as exc:
+                target.inflight = None
                 self._failure(target, state, exc)
                 return
-            target.pending.popleft()
-            state.count("rows")
-            self.rows_written += 1
-            self._progress.set()
+            target.inflight = None
+            self._written(target, state)
         if target.reason:
             _LOGGER.info(
                 "csv: %s writable again (%d rows lost meanwhile)",
@@ -591,6 +628,12 @@ class CsvOutput(Output):
             state.degraded(failing[0])
         else:
             state.ok()
+
+    def _written(self, target: _Target, state: OutputState) -> None:
+        target.pending.popleft()
+        state.count("rows")
+        self.rows_written += 1
+        self._progress.set()
 
     def _failure(self, target: _Target, state: OutputState, exc: BaseException) -> None:
         self._progress.set()
@@ -619,6 +662,9 @@ class CsvOutput(Output):
         deadline = loop.time() + _SHUTDOWN_BUDGET
         for target in self._targets.values():
             await target.file.settle(max(0.0, deadline - loop.time()))
+            if target.inflight is not None and target.file.rows_appended > target.inflight:
+                self._written(target, state)  # the row being written when cancelled landed
+            target.inflight = None
         if self.config.interval <= 0:
             while loop.time() < deadline and (reading := readings.get_nowait()) is not None:
                 await self.write(reading, state, force=True)
