@@ -16,7 +16,14 @@ from typing import ClassVar
 
 import pytest
 
-from vedirect_async.config import Config, CsvConfig, DeviceConfig, HttpConfig, WatchdogConfig
+from vedirect_async.config import (
+    Config,
+    CsvConfig,
+    DeviceConfig,
+    HttpConfig,
+    LoggingConfig,
+    WatchdogConfig,
+)
 from vedirect_async.hub import OutputHealth, OutputState, Subscription
 from vedirect_async.outputs.base import Output
 from vedirect_async.parser import Parser, TextBlock, encode_block
@@ -240,6 +247,8 @@ def test_reading_log_is_added_only_without_user_facing_outputs(tmp_path: Path) -
     assert any(isinstance(o, ReadingLog) for o in plain.outputs)
     busy = Service(Config(), outputs=[Counting(1)])
     assert not any(isinstance(o, ReadingLog) for o in busy.outputs)
+    off = Service(Config(logging=LoggingConfig(readings_interval=0)), outputs=[])
+    assert off.outputs == []
 
 
 def free_port() -> int:

@@ -64,6 +64,14 @@ class LoggingConfig:
         default=1_000_000, metadata=_doc("rotate the log file at this size", min=10_000)
     )
     backup_count: int = field(default=3, metadata=_doc("rotated log files kept", min=0, max=100))
+    readings_interval: float = field(
+        default=10.0,
+        metadata=_doc(
+            "seconds between INFO lines with each device's newest values, logged only when "
+            "no MQTT or Domoticz output is enabled; 0 = never",
+            min=0.0,
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,8 +182,9 @@ class Service:
         self.config = config
         self.hub = hub or Hub()
         self.outputs = list(build_outputs(config) if outputs is None else outputs)
-        if not {o.name for o in self.outputs} - _SILENT_OUTPUTS:
-            self.outputs.append(ReadingLog())
+        interval = config.logging.readings_interval
+        if interval > 0 and not {o.name for o in self.outputs} - _SILENT_OUTPUTS:
+            self.outputs.append(ReadingLog(interval))
         self.readers = [DeviceReader(d, self.hub, config.watchdog) for d in config.device]
         self.supervisors: dict[str, Supervisor] = {}
 
