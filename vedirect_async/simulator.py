@@ -114,6 +114,7 @@ class _Plant:
     # battery
     ce: float  # consumed Ah (<= 0), as the battery monitor counts it
     v: float  # battery voltage
+    elapsed: int = 0  # seconds simulated since start
     i_batt: float = 0.0  # battery current, + = charging
     vs: float = 12.7  # starter battery (BMV aux input)
     # weather and loads
@@ -142,7 +143,6 @@ class _Plant:
     pmax_yesterday: float = 0.0
     hsds: int = 0
     # battery monitor state and history (H1..H18)
-    elapsed: int = 0  # seconds simulated
     sync_s: int = 0
     at_full: bool = False
     alarm_low_soc: bool = False
