@@ -20,11 +20,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.webfeed import FakeClock, Feed, free_port, make_config
 from vedirect_async import cli
 from vedirect_async.config import Config, ConfigError, load_config
+from vedirect_async.healthcheck import health_url
 from vedirect_async.history import MAX_FIELDS, History, read_csv_tail
 from vedirect_async.hub import Hub
 from vedirect_async.outputs.csv_log import csv_output
 from vedirect_async.reading import UNAVAILABLE, Reading
-from vedirect_async.web import WebServer, health_url, make_app
+from vedirect_async.web import WebServer, make_app
 
 
 @contextlib.asynccontextmanager

@@ -24,7 +24,7 @@ _HANDLERS = {
     "decode": "vedirect_async.decode:cli_decode",
     "simulate": "vedirect_async.simulator:cli_simulate",
     "check-config": "vedirect_async.service:cli_check_config",
-    "health": "vedirect_async.web:cli_health",
+    "health": "vedirect_async.healthcheck:cli_health",
     "domoticz": "vedirect_async.outputs.domoticz:cli_domoticz",
 }
 

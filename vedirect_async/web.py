@@ -13,24 +13,19 @@ slow browser loses old readings, never memory.
 - ``GET /api/readings``, ``GET /api/history``, ``GET /api/stream`` (Server-Sent Events).
 - ``GET /``: the live page (``static/``: own HTML, CSS and chart code; no CDN).
 
-``python -m vedirect_async health`` (:func:`cli_health`) is the container health check.
+The container health check, ``python -m vedirect_async health``, is in :mod:`.healthcheck`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import dataclasses
 import itertools
 import json
 import logging
 import math
 import re
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,13 +37,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from . import fields
-from .config import SECRET_KEYS, Config, ConfigError, load_config
+from .config import SECRET_KEYS, Config, ConfigError
 from .history import History, read_csv_tail
 from .hub import Hub, OutputHealth, ReaderState, Subscription
 from .outputs.csv_log import device_path, parse_columns
 from .reading import UNAVAILABLE, Reading, Value
 
-__all__ = ["WebServer", "cli_health", "health_url", "make_app", "reading_json"]
+__all__ = ["WebServer", "make_app", "reading_json"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -808,52 +803,3 @@ class WebServer:
 
 
 # -- CLI: python -m vedirect_async health ------------------------------------------------
-
-
-def health_url(config: Config) -> str:
-    """The /health URL of the service configured by ``config`` (wildcards → loopback)."""
-    host = config.http.host
-    if host in ("", "0.0.0.0"):  # noqa: S104 - mapping the wildcard to loopback, not binding
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{config.http.port}/health"
-
-
-def cli_health(args: argparse.Namespace) -> int:
-    """Exit 0 if ``/health`` answers 200, else 1 (Docker reserves 2); one line on stdout."""
-    url: str | None = args.url
-    if url is None:
-        path = args.config
-        if path is None and Path("config.toml").is_file():
-            path = "config.toml"
-        try:
-            url = health_url(load_config(path))
-        except ConfigError as exc:
-            sys.stdout.write(f"unhealthy: {exc}\n")
-            return 1
-    if not url.startswith(("http://", "https://")):
-        sys.stdout.write(f"unhealthy: not an http(s) URL: {url}\n")
-        return 1
-    try:
-        with urllib.request.urlopen(url, timeout=args.timeout) as response:  # noqa: S310
-            status = response.status
-            body = response.read(65536)
-    except urllib.error.HTTPError as exc:
-        status, body = exc.code, exc.read(65536)
-        exc.close()
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", exc)
-        sys.stdout.write(f"unhealthy: {url}: {reason}\n")
-        return 1
-    problems: list[str] = []
-    with contextlib.suppress(ValueError, AttributeError, TypeError):
-        problems = [str(p) for p in json.loads(body).get("problems", [])]
-    if status == 200:
-        sys.stdout.write("healthy\n")
-        return 0
-    detail = "; ".join(problems) or f"HTTP {status}"
-    sys.stdout.write(f"unhealthy: {detail}\n")
-    return 1
