@@ -176,3 +176,28 @@ async def test_feed_contains_exceptions_and_keeps_reading(
     assert len(errors) == 1
     assert errors[0].getMessage().startswith("bmv: error handling")
     assert errors[0].exc_info is not None
+
+
+async def test_simulator_port_reads_through_the_same_path(
+    running: list[asyncio.Task[None]],
+) -> None:
+    """simulator:bmv712 feeds the same parser/assembler/hub path as a serial port."""
+    hub, _reader = await start_reader("simulator:bmv712", FAST, running)
+    sub = hub.subscribe("test")
+    reading = await asyncio.wait_for(sub.get(), 5)
+    assert reading.device == "bmv"
+    assert reading.product is not None
+    assert "BMV" in reading.product
+    state = hub.device("bmv")
+    assert state.state is ReaderState.READING
+    assert state.parser.blocks_ok >= 2
+
+
+async def test_unknown_simulator_kind_is_one_clear_reason(
+    running: list[asyncio.Task[None]],
+) -> None:
+    """simulator:nope fails like a missing port: a reason naming it, retried with backoff."""
+    hub, reader = await start_reader("simulator:nope", FAST, running, wait_open=False)
+    state = hub.device("bmv")
+    await wait_until(lambda: state.state is ReaderState.RECONNECTING, reader.changed)
+    assert state.reason.startswith("simulator 'nope' unavailable: ")

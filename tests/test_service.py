@@ -24,7 +24,7 @@ from vedirect_async.config import (
     LoggingConfig,
     WatchdogConfig,
 )
-from vedirect_async.hub import OutputHealth, OutputState, Subscription
+from vedirect_async.hub import OutputHealth, OutputState, ReaderState, Subscription
 from vedirect_async.outputs.base import Output
 from vedirect_async.parser import Parser, TextBlock, encode_block
 from vedirect_async.reading import Assembler
@@ -166,6 +166,53 @@ async def test_blocked_consumer_drops_oldest_and_counts(device: PtyDevice) -> No
     assert stuck_sub.drain_latest()["bmv"] is newest
     stop.set()
     await asyncio.wait_for(task, 2)
+
+
+async def test_two_devices_are_read_independently(tmp_path: Path) -> None:
+    """Two [[device]] tables: each has its own reader; unplugging one leaves the other reading."""
+    first, second = PtyDevice(tmp_path / "ttyA"), PtyDevice(tmp_path / "ttyB")
+    first.plug()
+    second.plug()
+    base = pty_config(first.link)
+    config = Config(
+        device=[
+            DeviceConfig(name="bmv", port=str(first.link)),
+            DeviceConfig(name="mppt", port=str(second.link)),
+        ],
+        watchdog=base.watchdog,
+        http=base.http,
+        csv=base.csv,
+    )
+    counting = Counting(target=1_000_000)
+    service = Service(config, outputs=[counting])
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(service.run(stop))
+    try:
+        for reader in service.readers:
+            while reader.opened_at is None:
+                await asyncio.wait_for(reader.changed(), 5)
+        first.stream(bmv_block)
+        second.stream(bmv_block)
+        sub = service.hub.subscribe("test")
+        seen: set[str] = set()
+        async with asyncio.timeout(5):
+            while seen != {"bmv", "mppt"}:
+                seen.add((await sub.get()).device)
+        first.close()  # the BMV's cable is pulled
+        bmv = service.hub.device("bmv")
+        while bmv.state is ReaderState.READING:
+            await asyncio.wait_for(service.readers[0].changed(), 5)
+        before = service.hub.device("mppt").readings
+        async with asyncio.timeout(5):
+            while service.hub.device("mppt").readings < before + 20:
+                assert (await sub.get()).device == "mppt"
+        assert bmv.state is ReaderState.RECONNECTING
+        assert service.hub.device("mppt").state is ReaderState.READING
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 2)
+        first.close()
+        second.close()
 
 
 async def test_supervisor_logs_a_traceback_once_per_kind_of_failure(
