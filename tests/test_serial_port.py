@@ -12,6 +12,7 @@ import serial
 
 from vedirect_async.config import WatchdogConfig
 from vedirect_async.hub import ReaderState
+from vedirect_async.parser import encode_block
 from vedirect_async.serial_port import describe_open_error
 
 from .pty_device import PtyDevice, bmv_block, start_reader, wait_until
@@ -201,3 +202,31 @@ async def test_unknown_simulator_kind_is_one_clear_reason(
     state = hub.device("bmv")
     await wait_until(lambda: state.state is ReaderState.RECONNECTING, reader.changed)
     assert state.reason.startswith("simulator 'nope' unavailable: ")
+
+
+async def test_bad_blocks_and_unknown_labels_are_logged_once_not_per_block(
+    device: PtyDevice, running: list[asyncio.Task[None]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Corrupt blocks are skipped and counted with one log line; a new label is named once."""
+    caplog.set_level(logging.INFO, logger="vedirect_async")
+    hub, _ = await start_reader(str(device.link), FAST, running)
+    sub = hub.subscribe("test")
+
+    def with_unknown(n: int) -> bytes:
+        if n % 2:
+            block = bmv_block(n)
+            return block[:-1] + bytes([(block[-1] + 1) % 256])  # wrong checksum byte
+        return encode_block([(b"PID", b"0xA389"), (b"V", b"%d" % (12000 + n)), (b"XYZ", b"42")])
+
+    device.stream(with_unknown)
+    for _ in range(10):
+        reading = await asyncio.wait_for(sub.get(), 5)
+        assert reading.values["XYZ"] == "42"
+    state = hub.device("bmv")
+    assert state.parser.checksum_errors >= 9
+    assert state.unknown_labels >= 10
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if "checksum" in m]) == 1
+    assert [m for m in messages if "XYZ" in m] == [
+        "bmv: label(s) not in the catalogue, kept as text: XYZ"
+    ]

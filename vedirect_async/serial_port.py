@@ -30,7 +30,7 @@ import serial_asyncio_fast
 from .config import DeviceConfig, WatchdogConfig
 from .hub import DeviceState, Hub, ReaderState
 from .logsetup import RateLimitedLogger
-from .parser import Parser, TextBlock
+from .parser import ErrorEvent, Parser, TextBlock
 from .reading import Assembler, Reading
 from .watchdog import Backoff
 
@@ -97,12 +97,13 @@ class DeviceReader:
         self._parser = Parser()
         self.state.parser = self._parser.stats
         self._assembler = Assembler(device.name)
+        self._unknown_logged = 0  # unknown labels already named in the log
         self._previous: Reading | None = None
         self._backoff = Backoff(watchdog.backoff_initial, watchdog.backoff_max)
         self._failures = 0  # failed sessions since the last valid reading
         self._end: asyncio.Future[str] | None = None
         self._changed = asyncio.Event()
-        self._limited = RateLimitedLogger(_LOGGER, interval=60.0)
+        self._limited = RateLimitedLogger(_LOGGER, interval=300.0)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -191,7 +192,7 @@ class DeviceReader:
         )
         target = await loop.run_in_executor(None, os.path.realpath, self.port)
         shown = self.port if target == self.port else f"{self.port} ({target})"
-        _LOGGER.info("%s: reading %s at %d 8N1", self.name, shown, self.baudrate)
+        _LOGGER.log(self._open_level, "%s: reading %s at %d 8N1", self.name, shown, self.baudrate)
 
         async def close() -> None:
             transport.close()
@@ -226,7 +227,7 @@ class DeviceReader:
                 end.set_result(reason)
 
         task = asyncio.get_running_loop().create_task(pump(), name=f"{self.name}-simulator")
-        _LOGGER.info("%s: reading the built-in simulator %r", self.name, kind)
+        _LOGGER.log(self._open_level, "%s: reading the built-in simulator %r", self.name, kind)
 
         async def close() -> None:
             task.cancel()
@@ -234,6 +235,11 @@ class DeviceReader:
                 await task
 
         return close
+
+    @property
+    def _open_level(self) -> int:
+        """INFO for a first open; DEBUG for the reopens of a failure streak (said once)."""
+        return logging.DEBUG if self._failures else logging.INFO
 
     # -- the hot path: runs inside data_received ------------------------------------------
 
@@ -249,6 +255,8 @@ class DeviceReader:
                     reading = assembler.feed(event, datetime.now(UTC), now)
                     if reading is not None:
                         self._publish(reading)
+                elif type(event) is ErrorEvent:
+                    self._bad_input(event)
         except Exception:
             self._limited.log(
                 logging.ERROR,
@@ -260,12 +268,26 @@ class DeviceReader:
                 exc_info=True,
             )
 
+    def _bad_input(self, event: ErrorEvent) -> None:
+        """Rejected bytes are counted by the parser; say so now and then, never per block."""
+        self._limited.log(
+            logging.INFO,
+            event.kind,
+            "%s: %s: %d bytes discarded%s (counted in the parser statistics)",
+            self.name,
+            event.kind,
+            event.discarded,
+            f" ({event.detail})" if event.detail else "",
+        )
+
     def _publish(self, reading: Reading) -> None:
         state = self.state
         state.readings += 1
         state.last_reading = reading.monotonic
         state.last_reading_wall = time.time()
         state.unknown_labels = self._assembler.unknown_labels
+        if len(self._assembler.unknown_label_names) > self._unknown_logged:
+            self._log_unknown_labels()
         previous = self._previous
         if previous is not None and previous.raw == reading.raw:
             state.identical_readings += 1
@@ -276,6 +298,15 @@ class DeviceReader:
         if state.state is not ReaderState.READING:
             self._recovered()
         self.hub.publish(reading)
+
+    def _log_unknown_labels(self) -> None:
+        names = self._assembler.unknown_label_names
+        _LOGGER.info(
+            "%s: label(s) not in the catalogue, kept as text: %s",
+            self.name,
+            ", ".join(names[self._unknown_logged :]),
+        )
+        self._unknown_logged = len(names)
 
     def _recovered(self) -> None:
         """First valid reading of a session: reset backoff, say so if it had failed."""
