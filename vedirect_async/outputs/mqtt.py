@@ -341,21 +341,6 @@ def _describe(exc: BaseException, where: str) -> str:
     return f"broker {where} unreachable: {text}"
 
 
-async def _publish(
-    client: aiomqtt.Client, topic: str, payload: str, *, qos: int, retain: bool = False
-) -> None:
-    """``client.publish`` that never loses a cancellation.
-
-    On Python 3.11 ``asyncio.wait_for`` (inside aiomqtt) returns normally when the PUBACK and
-    the cancellation arrive together, swallowing the cancellation; the output would then
-    ignore shutdown. Re-raise it here.
-    """
-    await client.publish(topic, payload, qos=qos, retain=retain)
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
 class _Link:
     """One device's connection: its LWT, its availability, its state and discovery."""
 
@@ -375,6 +360,7 @@ class _Link:
         self.failures = 0
         self._last_error = ""
         self._last_error_logged = -math.inf
+        self._listener: asyncio.Task[None] | None = None
 
     def offer(self, reading: Reading) -> None:
         self.pending = reading
@@ -428,6 +414,7 @@ class _Link:
             self.pending = self.output.latest(self.device)
         self.last_state_publish = -math.inf
         listener = asyncio.create_task(self._listen(client), name=f"mqtt-listen-{self.device}")
+        self._listener = listener
         try:
             await self._publish_loop(client, listener)
         except asyncio.CancelledError:
@@ -448,6 +435,33 @@ class _Link:
                 retain=True,
                 timeout=GOODBYE_TIMEOUT,
             )
+
+    async def _send(
+        self, client: aiomqtt.Client, topic: str, payload: str, *, qos: int, retain: bool = False
+    ) -> None:
+        """Publish; fail at once if the connection drops, and never lose a cancellation.
+
+        aiomqtt does not fail a QoS 1/2 publish whose connection died: it would wait for the
+        whole ``timeout``. So the publish races the listener, which ends on disconnection.
+        On Python 3.11 ``asyncio.wait_for`` (inside aiomqtt) can swallow a cancellation that
+        arrives together with the PUBACK; it is re-raised here so shutdown is never ignored.
+        """
+        listener = self._listener
+        if qos == 0 or listener is None:
+            await client.publish(topic, payload, qos=qos, retain=retain)
+        else:
+            publish = asyncio.ensure_future(client.publish(topic, payload, qos=qos, retain=retain))
+            try:
+                await asyncio.wait((publish, listener), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not publish.done():
+                    publish.cancel()
+            if publish.cancelled() or not publish.done():
+                raise aiomqtt.MqttError("Disconnected while publishing")
+            publish.result()
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         """Watch for HA's birth message; ends (raising MqttError) when the connection drops."""
@@ -489,7 +503,7 @@ class _Link:
     async def _publish_availability(self, client: aiomqtt.Client) -> None:
         wanted = ONLINE if self.output.reader_up(self.device) else OFFLINE
         if wanted != self.published_availability:
-            await _publish(
+            await self._send(
                 client, self.topics.availability, wanted, qos=self.output.config.qos, retain=True
             )
             self.published_availability = wanted
@@ -503,10 +517,10 @@ class _Link:
         ):
             await self._publish_discovery(client, reading)
         payload = json.dumps(state_payload(reading), separators=(",", ":"), allow_nan=False)
-        await _publish(client, self.topics.state, payload, qos=cfg.qos, retain=cfg.retain)
+        await self._send(client, self.topics.state, payload, qos=cfg.qos, retain=cfg.retain)
         if cfg.per_field_topics:
             for name, value in reading.values.items():
-                await _publish(
+                await self._send(
                     client,
                     self.topics.field(name),
                     _text_value(value),
@@ -518,14 +532,14 @@ class _Link:
                 self.output.domoticz_devices, reading, self.output.single_device
             ):
                 # never retained: Domoticz would replay it at every restart
-                await _publish(client, cfg.domoticz_in, json.dumps(message), qos=cfg.qos)
+                await self._send(client, cfg.domoticz_in, json.dumps(message), qos=cfg.qos)
         self.last_state_publish = time.monotonic()
         self.output.report_success()
 
     async def _publish_discovery(self, client: aiomqtt.Client, reading: Reading) -> None:
         configs = discovery_configs(self.topics, reading)
         for topic, config in configs.items():
-            await _publish(client, topic, json.dumps(config), qos=1, retain=True)
+            await self._send(client, topic, json.dumps(config), qos=1, retain=True)
         self.discovered = frozenset(reading.values)
         self.identity = (reading.product, reading.serial, reading.firmware)
         self.output.state.count("discovery_messages", len(configs))
@@ -599,10 +613,11 @@ class MqttOutput(Output):
         self.state_changed.set()
 
     def report_failure(self, device: str, reason: str) -> None:
-        if any(link.connected for link in self._links.values()):
+        """Degraded while another device's connection works, failed when none does."""
+        if any(link.connected for name, link in self._links.items() if name != device):
             self.state.degraded(f"{device}: {reason}")
         else:
-            self.state.failed(reason)
+            self.state.failed(f"{device}: {reason}")
         self.state_changed.set()
 
     # -- the task --
