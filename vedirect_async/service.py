@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ from .outputs.base import Output
 from .reading import Reading
 from .serial_port import DeviceReader
 from .watchdog import Backoff, Watchdog
+from .web import WebServer
 
 __all__ = [
     "ReadingLog",
@@ -47,10 +47,11 @@ __all__ = [
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "config.toml"
-# Shutdown budget (seconds): readers, then outputs (flush), then the rest. The hard limit is
-# a last resort for a part that ignores cancellation (e.g. a wedged executor thread).
-READER_GRACE = 0.5
-OUTPUT_GRACE = 1.0
+# Shutdown budget (seconds): readers, then outputs and web server (they flush), then aclose().
+# The hard limit is a last resort for a part that ignores cancellation (a wedged thread).
+READER_GRACE = 0.3
+OUTPUT_GRACE = 1.0  # outputs and the web server, cancelled together (CSV flushes in 0.8)
+CLOSE_GRACE = 0.3  # Output.aclose(), all outputs at once
 HARD_EXIT_AFTER = 1.9
 # A supervised part that ran this long before failing starts its backoff from scratch.
 STABLE_AFTER = 60.0
@@ -219,14 +220,12 @@ class Service:
                 sup = self._supervisor(f"watchdog {reader.name}", dog.run, crashed)
                 device_tasks.append(group.create_task(sup.run(), name=f"watchdog-{reader.name}"))
             output_tasks = [self._start_output(group, output) for output in self.outputs]
-            other_tasks = self._start_web(group)
+            output_tasks += self._start_web(group)
             await stop.wait()
             _LOGGER.info("stopping")
             await _cancel(device_tasks, READER_GRACE, "readers")
             await _cancel(output_tasks, OUTPUT_GRACE, "outputs")
-            for output in self.outputs:
-                await self._close_output(output)
-            await _cancel(other_tasks, READER_GRACE, "web server")
+            await asyncio.gather(*(self._close_output(output) for output in self.outputs))
         _LOGGER.info(
             "stopped: %d readings published, %d readers restarted",
             hub.published,
@@ -249,15 +248,10 @@ class Service:
     def _start_web(self, group: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
         if not self.config.http.enabled:
             return []
-        try:  # until web.py lands, run without it
-            web = importlib.import_module(".web", __package__)
-        except ImportError:
-            _LOGGER.debug("http: web server not available in this build; skipped")
-            return []
-        server = web.WebServer(self.config, self.hub)
-        state = self.hub.output("http")
+        server = WebServer(self.config, self.hub)
 
         def failed(reason: str) -> None:
+            state = self.hub.output("http")  # shown on /health only once it has failed
             state.failed(reason)
             state.restarts += 1
 
@@ -266,7 +260,7 @@ class Service:
 
     async def _close_output(self, output: Output) -> None:
         try:
-            async with asyncio.timeout(OUTPUT_GRACE):
+            async with asyncio.timeout(CLOSE_GRACE):
                 await output.aclose()
         except Exception:
             _LOGGER.exception("output %s: error while closing", output.name)
