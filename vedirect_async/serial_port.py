@@ -17,11 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import importlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import serial
@@ -211,12 +210,12 @@ class DeviceReader:
 
         async def pump() -> None:
             try:
-                # Imported on use: only simulator ports need it (and it may be absent).
-                simulator = importlib.import_module(".simulator", __package__)
-                open_stream: Callable[[str], AsyncIterator[bytes]] = simulator.open_stream
+                # Imported on use: only simulator ports need it.
+                from .simulator import open_stream  # noqa: PLC0415
+
                 async for chunk in open_stream(kind):
                     self._feed(chunk)
-            except (ImportError, ValueError) as exc:
+            except ValueError as exc:
                 reason = f"simulator {kind!r} unavailable: {exc}"
             except Exception as exc:  # a simulator bug must not kill the reader
                 _LOGGER.exception("%s: simulator %r failed", self.name, kind)
