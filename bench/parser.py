@@ -98,9 +98,8 @@ def decode(data: bytes) -> int:
     mono = 0.0
     for i in range(0, len(data), CHUNK):
         for event in parser.feed(data[i : i + CHUNK]):
-            if isinstance(event, TextBlock):
-                mono += 0.5  # two blocks a second, as the device sends them
-                readings += assembler.feed(event, WALL, mono) is not None
+            mono += 0.5 * isinstance(event, TextBlock)  # two blocks a second, as sent
+            readings += assembler.feed_event(event, WALL, mono) is not None
     readings += assembler.flush(WALL, mono + 0.5) is not None
     return readings
 
