@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.parser_vectors import T8B_HEX, T9_HEX, T12_HEX
 from vedirect_async.hexframe import (
@@ -316,3 +320,44 @@ def test_app_version_register() -> None:
     assert decode_value(0x0102, bytes([0x56, 0x01, 0x00])).value == "1.56"
     assert decode_value(0x0102, bytes([0xFF, 0x16, 0x03])).value == "3.16"
     assert decode_value(0x0102, bytes([0x01, 0x08, 0x02])).value == "2.08-beta-01"
+
+
+@settings(max_examples=200, deadline=None)
+@given(command=st.integers(min_value=0, max_value=15), payload=st.binary(max_size=40))
+def test_any_frame_round_trips(command: int, payload: bytes) -> None:
+    """Any command nibble and payload encodes to a record that parses back to the same frame."""
+    frame = HexFrame(command, payload)
+    wire = frame.encode()
+    assert wire.startswith(b":")
+    assert wire.endswith(b"\n")
+    assert HexFrame.parse(wire) == frame
+    (record,) = Parser().feed(wire)
+    assert isinstance(record, HexRecord)
+    assert HexFrame.from_record(record) == frame
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    command=st.sampled_from([Command.GET, Command.SET, Command.ASYNC]),
+    register=st.integers(min_value=0, max_value=0xFFFF),
+    flags=st.integers(min_value=0, max_value=0xFF),
+    value=st.binary(max_size=34),
+)
+def test_any_register_message_round_trips(
+    command: Command, register: int, flags: int, value: bytes
+) -> None:
+    """Register messages round-trip; decoding their value never fails other than by HexError."""
+    message = RegisterMessage(command, register, Flags(flags), value)
+    again = RegisterMessage.parse(message.encode())
+    assert again == message
+    with contextlib.suppress(HexError):
+        again.decoded()
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.binary(min_size=34, max_size=34))
+def test_history_records_round_trip_any_bytes(raw: bytes) -> None:
+    """Any 34 bytes decode as a history day / total and encode back to the same bytes."""
+    assert HistoryDay.parse(raw).encode() == raw
+    total = HistoryTotal.parse(raw)
+    assert total.encode()[:19] == raw[:19]
