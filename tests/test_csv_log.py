@@ -99,6 +99,10 @@ async def running(
         await output.aclose()
 
 
+def health_of(state: OutputState) -> OutputHealth:
+    return state.health  # a call: mypy does not carry an earlier narrowing over
+
+
 def names_in(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
@@ -324,7 +328,7 @@ async def test_directory_removed_then_back(tmp_path: Path) -> None:
     directory = tmp_path / "usb"
     directory.mkdir()
     path = directory / "vedirect_data.csv"
-    async with running(config(path), retry_initial=0.0, retry_max=0.0) as run:
+    async with running(config(path), retry_initial=0.01, retry_max=0.01) as run:
         run.hub.publish(bmv(0))
         await asyncio.wait_for(run.output.wait_written(1), 5)
         shutil.rmtree(directory)
@@ -354,6 +358,39 @@ async def test_file_deleted_is_recreated_with_header(tmp_path: Path) -> None:
     assert path.read_text() == HEADER + bmv_row(1)
 
 
+async def test_hung_file_operation_times_out_and_recovers(tmp_path: Path) -> None:
+    """A file operation that hangs (open() of a FIFO nobody reads) fails after `timeout` as
+    degraded with the reason; later rows fail fast instead of piling up threads; once the
+    operation returns the output reopens and writes the waiting rows."""
+    path = tmp_path / "vedirect_data.csv"
+    os.mkfifo(path)
+    reader: int | None = None
+    try:
+        async with running(config(path, timeout=0.2), retry_initial=0.01, retry_max=0.01) as run:
+
+            def timeouts() -> int:
+                return run.state.counters.get("timeouts", 0)
+
+            run.hub.publish(bmv(0))
+            await asyncio.wait_for(run.output.wait_progress(lambda: timeouts() >= 1), 5)
+            assert run.state.health is OutputHealth.DEGRADED
+            assert "took longer than 0.2 s" in run.state.reason
+            run.hub.publish(bmv(1))
+            await asyncio.wait_for(run.output.wait_progress(lambda: timeouts() >= 2), 5)
+            assert "still hanging" in run.state.reason
+            reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # the hung open() returns
+            for k in range(2, 5):
+                run.hub.publish(bmv(k))
+            await asyncio.wait_for(run.output.wait_written(5), 5)
+            assert health_of(run.state) is OutputHealth.OK
+            data = os.read(reader, 65536).decode()
+    finally:
+        if reader is None:  # never leave a worker thread blocked in open()
+            reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        os.close(reader)
+    assert data == HEADER + "".join(bmv_row(k) for k in range(5))
+
+
 def _child_main(argv: Sequence[str]) -> int:
     """Entry point of the fault-injection child processes (see the two tests below)."""
     scenario, path = argv
@@ -366,7 +403,7 @@ def _child_main(argv: Sequence[str]) -> int:
 async def _child(scenario: str, path: Path) -> dict[str, object]:
     cfg = config(path)
     report: dict[str, object] = {}
-    async with running(cfg, retry_initial=0.0, retry_max=0.0) as run:
+    async with running(cfg, retry_initial=0.01, retry_max=0.01) as run:
         other = run.hub.subscribe("other-output", maxsize=100)  # another output, still fed
         if scenario == "disk_full":
             row = len(bmv_row(0))

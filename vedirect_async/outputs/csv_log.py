@@ -39,13 +39,14 @@ Decisions (the README's "CSV log" part says the same for users):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import math
 import os
 import re
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -287,6 +288,8 @@ class CsvFile:
         """Run one file operation with the timeout; one at a time, even after a timeout."""
         busy = self._busy
         if busy is not None:
+            if isinstance(operation, Coroutine):
+                operation.close()  # not run: one operation at a time
             if not busy.done():
                 raise TimeoutError(f"a file operation is still hanging after {self.timeout} s")
             self._busy = None
@@ -298,10 +301,12 @@ class CsvFile:
             return await asyncio.wait_for(asyncio.shield(task), self.timeout)
         except TimeoutError:
             self._busy = task
+            self._generation += 1  # abandoned: its late result must not be used
             raise TimeoutError(f"file operation took longer than {self.timeout} s") from None
         except asyncio.CancelledError:
             if not task.done():
                 self._busy = task  # still running in its thread: settle() waits for it
+                self._generation += 1
             raise
 
     async def settle(self, within: float) -> bool:
@@ -376,7 +381,16 @@ class CsvFile:
                 self.rotations += 1
             else:
                 self._day = file_day
-        fd = await self._io(_open(self.path, _FLAGS, 0o644))
+        generation = self._generation
+
+        async def opening() -> int:
+            opened: int = await _open(self.path, _FLAGS, 0o644)
+            if generation != self._generation:  # timed out or cancelled meanwhile: no leak
+                await _close(opened)
+                raise TimeoutError("open finished after it was given up")
+            return opened
+
+        fd = await self._io(opening())
         self._fd = fd
         try:
             st = await self._io(_fstat(fd))
@@ -566,17 +580,34 @@ class CsvOutput(Output):
         """Write rows until cancelled; then flush what is pending and close."""
         try:
             if self.config.interval <= 0:
-                async for reading in readings:
-                    await self.write(reading, state)
-                    if readings.dropped:
-                        state.counters["readings_dropped"] = readings.dropped
+                await self._every_reading(readings, state)
             else:
                 await self._scheduled(readings, state)
         except asyncio.CancelledError:
             await self._shutdown(readings, state)
             raise
+        except StopAsyncIteration:
+            return  # unsubscribed
+
+    async def _every_reading(self, readings: Subscription, state: OutputState) -> None:
+        """One row per reading; rows waiting after a failure are retried on their own timer
+        too, so they reach the disk even if no reading comes any more."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = [t.retry_at for t in self._targets.values() if t.pending]
+            if due:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(readings.wait(), max(0.0, min(due) - loop.time()))
+            else:
+                await readings.wait()
+            while (reading := readings.get_nowait()) is not None:
+                await self.write(reading, state)
+            if readings.dropped:
+                state.counters["readings_dropped"] = readings.dropped
+            await self._retry_due(state)
 
     async def _scheduled(self, readings: Subscription, state: OutputState) -> None:
+        """One row per device per tick with its newest reading; waiting rows retried per tick."""
         loop = asyncio.get_running_loop()
         interval = self.config.interval
         start = loop.time()
@@ -585,7 +616,14 @@ class CsvOutput(Output):
             await asyncio.sleep(max(0.0, tick - loop.time()))
             for reading in readings.drain_latest().values():
                 await self.write(reading, state)
+            await self._retry_due(state)
             tick = next_tick(start, interval, loop.time())
+
+    async def _retry_due(self, state: OutputState) -> None:
+        now = asyncio.get_running_loop().time()
+        for target in self._targets.values():
+            if target.pending and now >= target.retry_at:
+                await self._flush(target, state, force=False)
 
     async def write(self, reading: Reading, state: OutputState, *, force: bool = False) -> None:
         """Format one row and write it (after the rows still pending for that device)."""
