@@ -352,9 +352,11 @@ class CsvFile:
 
     async def close(self) -> None:
         """Close the file (errors ignored: every row on disk is already complete)."""
+        if self._busy is not None:
+            return  # an operation still runs on the fd: _forget() closes it once it returns
         fd, self._fd = self._fd, None
         self._generation += 1
-        if fd is not None and self._busy is None:
+        if fd is not None:
             try:
                 await self._io(_close(fd))
             except (OSError, TimeoutError):
@@ -689,8 +691,9 @@ class CsvOutput(Output):
 
     def _report(self, target: _Target, state: OutputState) -> None:
         if target.failed_rows:
-            if state.reason != target.reason or state.health != "failed":
-                state.failed(f"{target.reason}; {target.failed_rows} rows lost")
+            reason = f"{target.reason}; {target.failed_rows} rows lost"
+            if state.reason != reason or state.health != "failed":
+                state.failed(reason)
         else:
             state.degraded(target.reason)
 
@@ -699,6 +702,8 @@ class CsvOutput(Output):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _SHUTDOWN_BUDGET
         for target in self._targets.values():
+            # a hung disk must not hold the shutdown for the full per-operation timeout
+            target.file.timeout = min(target.file.timeout, _SHUTDOWN_BUDGET / 2)
             await target.file.settle(max(0.0, deadline - loop.time()))
             if target.inflight is not None and target.file.rows_appended > target.inflight:
                 self._written(target, state)  # the row being written when cancelled landed
