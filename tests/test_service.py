@@ -326,6 +326,7 @@ def namespace_init(unshare_pid: int) -> int:
 @pytest.mark.parametrize(
     ("signum", "as_pid1"),
     [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGTERM, True)],
+    ids=["SIGTERM", "SIGINT", "SIGTERM-as-PID-1"],
 )
 async def test_process_on_simulator_exits_0_within_2s_on_signal(
     tmp_path: Path, signum: signal.Signals, as_pid1: bool
