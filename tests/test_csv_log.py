@@ -25,7 +25,7 @@ from types import MappingProxyType
 
 import pytest
 
-from vedirect_async.config import Config, ConfigError, CsvConfig
+from vedirect_async.config import Config, ConfigError, CsvConfig, load_config
 from vedirect_async.hub import Hub, OutputHealth, OutputState, Subscription
 from vedirect_async.outputs import REGISTRY
 from vedirect_async.outputs.csv_log import (
@@ -159,6 +159,26 @@ def test_columns_accept_labels_names_devices_and_reject_typos() -> None:
         parse_columns(["Vlots=Vx"], ["bmv"])
     with pytest.raises(ConfigError, match="device"):
         parse_columns(["nosuch:V"], ["bmv"])
+
+
+def test_bad_column_is_a_config_error_with_its_line(tmp_path: Path) -> None:
+    """A typo in csv.columns fails config loading (so check-config), naming file and line."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[csv]\ninterval = 0\ncolumns = ["Time", "Volts=Vx"]\n')
+    with pytest.raises(ConfigError, match=r"config.toml:3: csv.columns\[1\] = 'Volts=Vx'"):
+        load_config(cfg, environ={})
+    with pytest.raises(ConfigError, match="not used twice"):
+        parse_columns(["Time", "Time=V"], ["bmv"])
+
+
+async def test_fsync_rows(tmp_path: Path) -> None:
+    """fsync = true still writes exactly one complete line per row."""
+    path = tmp_path / "vedirect_data.csv"
+    async with running(config(path, fsync=True)) as run:
+        for k in range(3):
+            run.hub.publish(bmv(k))
+        await asyncio.wait_for(run.output.wait_written(3), 5)
+    assert path.read_text() == HEADER + "".join(bmv_row(k) for k in range(3))
 
 
 def test_factory_registered_and_none_when_disabled() -> None:

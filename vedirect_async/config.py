@@ -515,6 +515,13 @@ def _cross_check(config: Config, loader: _Loader) -> None:
             config.watchdog.backoff_max,
             f"a number >= watchdog.backoff_initial ({config.watchdog.backoff_initial})",
         )
+    # csv.columns name catalogue fields: checked here so check-config reports them with the line
+    from .outputs.csv_log import ColumnError, parse_columns  # noqa: PLC0415 - it imports config
+
+    try:
+        parse_columns(config.csv.columns, [dev.name for dev in config.device])
+    except ColumnError as exc:
+        loader.fail(f"csv.columns[{exc.index}]", exc.spec, exc.expected)
 
 
 def masked(config: Config) -> dict[str, Any]:

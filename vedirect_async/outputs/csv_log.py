@@ -61,7 +61,18 @@ from ..hub import Hub, OutputState, Subscription
 from ..reading import UNAVAILABLE, Reading, Value
 from .base import Output
 
-__all__ = ["Column", "CsvFile", "CsvOutput", "csv_output", "next_tick", "parse_columns"]
+__all__ = [
+    "Column",
+    "ColumnError",
+    "CsvFile",
+    "CsvOutput",
+    "csv_output",
+    "device_path",
+    "format_time",
+    "format_value",
+    "next_tick",
+    "parse_columns",
+]
 
 _LOGGER = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -132,35 +143,46 @@ class Column:
     decimals: int = 0  # for scaled numbers: digits after the point (the device resolution)
 
 
+class ColumnError(ConfigError):
+    """A bad ``csv.columns`` entry: which one and what was expected (config.py adds the line)."""
+
+    def __init__(self, index: int, spec: object, expected: str) -> None:
+        super().__init__(f"csv.columns[{index}] = {spec!r}: expected {expected}")
+        self.index, self.spec, self.expected = index, spec, expected
+
+
 def parse_columns(specs: Sequence[str], devices: Sequence[str]) -> tuple[Column, ...]:
-    """``[device:]Header=field`` / ``[device:]field`` entries → columns; ConfigError if bad."""
+    """``[device:]Header=field`` / ``[device:]field`` entries → columns; ColumnError if bad."""
     columns: list[Column] = []
     for i, spec in enumerate(specs):
-        where = f"csv.columns[{i}] = {spec!r}"
         device: str | None = None
         text = spec.strip()
         head, sep, rest = text.partition(":")
         if sep and "=" not in head:
             device, text = head.strip(), rest.strip()
             if device not in devices:
-                raise ConfigError(f"{where}: expected a [[device]] name before ':' ({devices})")
+                raise ColumnError(i, spec, f"a [[device]] name before ':' ({', '.join(devices)})")
         header, sep, source = text.partition("=")
         header, source = header.strip(), (source if sep else header).strip()
         if not header or not source or _CONTROL.search(header) or '"' in header:
-            raise ConfigError(f"{where}: expected [device:]Header=field or [device:]field")
+            raise ColumnError(i, spec, "[device:]Header=field or [device:]field")
+        if any(c.header == header and c.device in (None, device) for c in columns):
+            raise ColumnError(i, spec, f"a header not used twice in one file ({header!r})")
         if source.lower() in _PSEUDO:
             columns.append(Column(header, source.lower(), device))
             continue
         found = lookup(source)
         if found is None:
-            raise ConfigError(
-                f"{where}: unknown field {source!r} (expected a catalogue field name such as "
-                "'voltage', a VE.Direct label such as 'V', or time / device)"
+            raise ColumnError(
+                i,
+                spec,
+                "a catalogue field name such as 'voltage', a VE.Direct label such as 'V', or "
+                f"time / device (unknown field {source!r})",
             )
         decimals = len(str(found.divisor)) - 1 if found.scale < 1 else 0
         columns.append(Column(header, found.name, device, decimals))
     if not columns:
-        raise ConfigError("csv.columns = []: expected at least one column")
+        raise ColumnError(0, [], "at least one column")
     return tuple(columns)
 
 
