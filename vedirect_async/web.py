@@ -19,6 +19,7 @@ The container health check, ``python -m vedirect_async health``, is in :mod:`.he
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -377,6 +378,10 @@ class _HubCollector(Collector):
         clients = GaugeMetricFamily("vedirect_http_stream_clients", "Live-stream clients")
         clients.add_metric([], len(state.streams))
         yield clients
+        tasks = GaugeMetricFamily("vedirect_async_tasks", "asyncio tasks alive in the service")
+        with contextlib.suppress(RuntimeError):  # scraped outside the loop: no figure
+            tasks.add_metric([], len(asyncio.all_tasks()))
+        yield tasks
 
     @staticmethod
     def _readings(state: _Web, now: float) -> Iterator[Metric]:
