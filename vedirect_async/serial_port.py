@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 import os
@@ -173,6 +172,7 @@ class DeviceReader:
         """Open the port in an executor; returns an awaitable closer."""
         loop = asyncio.get_running_loop()
         closed: asyncio.Future[None] = loop.create_future()
+        target = await loop.run_in_executor(None, os.path.realpath, self.port)
 
         def lost(exc: Exception | None) -> None:
             if not closed.done():
@@ -189,7 +189,6 @@ class DeviceReader:
             parity=serial.PARITY_NONE,
             stopbits=serial.STOPBITS_ONE,
         )
-        target = await loop.run_in_executor(None, os.path.realpath, self.port)
         shown = self.port if target == self.port else f"{self.port} ({target})"
         _LOGGER.log(self._open_level, "%s: reading %s at %d 8N1", self.name, shown, self.baudrate)
 
@@ -230,8 +229,7 @@ class DeviceReader:
 
         async def close() -> None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait((task,))  # unlike `await task`, never mistakes our own cancel
 
         return close
 
@@ -255,6 +253,8 @@ class DeviceReader:
                     if reading is not None:
                         self._publish(reading)
                 elif type(event) is ErrorEvent:
+                    # a lost block ends the update in progress: no merge across the loss
+                    assembler.feed_event(event, datetime.now(UTC), now)
                     self._bad_input(event)
         except Exception:
             self._limited.log(
