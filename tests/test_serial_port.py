@@ -213,7 +213,9 @@ async def test_bad_blocks_and_unknown_labels_are_logged_once_not_per_block(
     sub = hub.subscribe("test")
 
     def with_unknown(n: int) -> bytes:
-        if n % 2:
+        # every third block lost: a loss drops the update in progress, so two good blocks in
+        # a row are needed for the reader to learn the update size and publish
+        if n % 3 == 2:
             block = bmv_block(n)
             return block[:-1] + bytes([(block[-1] + 1) % 256])  # wrong checksum byte
         return encode_block([(b"PID", b"0xA389"), (b"V", b"%d" % (12000 + n)), (b"XYZ", b"42")])
@@ -223,7 +225,7 @@ async def test_bad_blocks_and_unknown_labels_are_logged_once_not_per_block(
         reading = await asyncio.wait_for(sub.get(), 5)
         assert reading.values["XYZ"] == "42"
     state = hub.device("bmv")
-    assert state.parser.checksum_errors >= 9
+    assert state.parser.checksum_errors >= 4
     assert state.unknown_labels >= 10
     messages = [r.getMessage() for r in caplog.records]
     assert len([m for m in messages if "checksum" in m]) == 1
