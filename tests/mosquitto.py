@@ -2,7 +2,8 @@
 
 ``Mosquitto(folder).start()`` returns once the broker says it is running; ``stop()`` kills it
 (SIGKILL, as a crash or a pulled plug would) and ``start()`` brings it back on the same port.
-With ``users`` the broker refuses anonymous clients and checks passwords.
+With ``users`` the broker refuses anonymous clients and checks passwords; with ``tls`` it
+speaks only TLS, with a certificate for 127.0.0.1 signed by a throw-away CA (``ca_file``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["Mosquitto", "free_port", "require_mosquitto"]
+__all__ = ["Mosquitto", "free_port", "make_tls_files", "require_mosquitto"]
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 START_TIMEOUT = 10.0
@@ -40,10 +41,16 @@ def free_port() -> int:
 class Mosquitto:
     """One broker process; restartable on the same port."""
 
-    def __init__(self, folder: Path, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, folder: Path, users: dict[str, str] | None = None, tls: bool = False
+    ) -> None:
         self.binary = require_mosquitto()
         self.folder = folder
         self.users = users or {}
+        self.tls = tls
+        self.ca_file: Path | None = None
+        self._cert: Path | None = None
+        self._key: Path | None = None
         self.port = free_port()
         self.host = "127.0.0.1"
         self.log: list[str] = []  # the broker's stderr, for failure messages
@@ -63,6 +70,10 @@ class Mosquitto:
             # as root mosquitto drops to user "mosquitto", who cannot read a 0700 tmp_path
             f"user {getpass.getuser()}",
         ]
+        if self.tls:
+            if self.ca_file is None:
+                self.ca_file, self._cert, self._key = make_tls_files(self.folder / "tls")
+            lines += [f"cafile {self.ca_file}", f"certfile {self._cert}", f"keyfile {self._key}"]
         if self.users:
             passwd = self.folder / "passwd"
             passwd.write_text("")
@@ -133,3 +144,22 @@ class Mosquitto:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def make_tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1: (ca, cert, key) PEM files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ("ca.key", "ca.pem", "s.key", "s.csr", "s.pem")
+    ca_key, ca, key, csr, cert = (folder / name for name in names)
+    ext = folder / "san.cnf"
+    ext.write_text("subjectAltName = IP:127.0.0.1\n")
+    for args in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
+         "-days", "2", "-subj", "/CN=vedirect test CA"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+         "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+         "-out", cert, "-days", "2", "-extfile", ext],
+    ):  # fmt: skip
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=30)
+    return ca, cert, key

@@ -624,6 +624,7 @@ class MqttOutput(Output):
 
     async def run(self, readings: Subscription, state: OutputState) -> None:
         self.state = state
+        self._links = {}  # a restart by the supervisor starts fresh connections
         if not self._client_stem:
             self._client_stem = f"vedirect-{safe_topic_level(socket.gethostname())}"
         async with asyncio.TaskGroup() as group:
