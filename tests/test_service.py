@@ -376,3 +376,57 @@ async def test_process_on_simulator_exits_0_within_2s_on_signal(
     text = csv.read_text(encoding="utf-8")
     assert text.startswith("Time,Volts,Amps,AHr,SOC\n")
     assert text.endswith("\n")  # no half line
+
+
+DEAF_OUTPUT = """
+import asyncio, sys
+from vedirect_async import cli
+from vedirect_async.outputs import REGISTRY
+from vedirect_async.outputs.base import Output
+
+class Deaf(Output):
+    name = "deaf"
+
+    async def run(self, readings, state):
+        while True:
+            try:
+                await readings.get()
+            except (asyncio.CancelledError, StopAsyncIteration):
+                await asyncio.sleep(0.01)  # ignores every cancellation: a bug
+
+REGISTRY["deaf"] = lambda config: Deaf()
+sys.exit(cli.main(["run"]))
+"""
+
+
+async def test_shutdown_is_forced_when_a_part_ignores_cancellation(tmp_path: Path) -> None:
+    """A part that never stops cannot hold the process: exit 1 shortly before 2 s, said so."""
+    (tmp_path / "config.toml").write_text(
+        "[csv]\nenabled = false\n\n[http]\nenabled = false\n", encoding="utf-8"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        DEAF_OUTPUT,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    try:
+        async with asyncio.timeout(15):
+            while b"reading the built-in simulator" not in await proc.stderr.readline():
+                pass
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rest = await asyncio.wait_for(proc.stderr.read(), 3)
+        code = await asyncio.wait_for(proc.wait(), 3)
+        elapsed = time.monotonic() - started
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert code == 1
+    assert 1.8 <= elapsed < 2.5
+    assert b"outputs still stopping after 1.0 s: output-deaf" in rest
+    assert rest.endswith(b"vedirect-async: shutdown did not finish in time; exiting\n")
