@@ -13,10 +13,12 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -625,3 +627,65 @@ def test_service_sigterm_leaves_complete_lines(tmp_path: Path) -> None:
     lines = assert_valid_csv(csv.read_text())
     assert lines[0] == HEADER.rstrip("\n")
     assert len(lines) >= 3
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _limit_file_size(limit: int) -> Callable[[], None]:
+    def apply() -> None:  # in the child before exec: SIG_IGN survives exec, so does the limit
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.mark.skipif(not _service_ready(), reason="vedirect_async.service has no cli_run yet")
+def test_service_with_a_full_disk_stays_up_and_reports_it(tmp_path: Path) -> None:
+    """The real service with a file-size limit hit mid-row: it keeps running and answering
+    HTTP, /api/health shows the CSV output degraded with "disk full", SIGTERM still exits 0,
+    and the CSV is valid (whole lines, header's column count)."""
+    csv = tmp_path / "vedirect_data.csv"
+    cfg = tmp_path / "config.toml"
+    port = _free_port()
+    cfg.write_text(
+        '[[device]]\nname = "bmv"\nport = "simulator:bmv712"\n\n'
+        f'[csv]\npath = "{csv}"\ninterval = 0\n\n[http]\nport = {port}\n'
+    )
+    limit = 200  # the header and about three rows
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vedirect_async", "--config", str(cfg)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=_limit_file_size(limit),  # noqa: PLW1509 - no threads in this test process
+    )
+    try:
+        deadline = time.monotonic() + 25
+        csv_state: dict[str, object] = {}
+        while csv_state.get("health") != "degraded":
+            assert proc.poll() is None, "the service died"
+            assert time.monotonic() < deadline, f"CSV output never degraded: {csv_state}"
+            time.sleep(0.1)
+            with contextlib.suppress(OSError):
+                url = f"http://127.0.0.1:{port}/api/health"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    csv_state = json.load(response)["outputs"].get("csv", {})
+        assert "disk full" in str(csv_state["reason"])
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err.decode(errors="replace")
+    text = csv.read_text()
+    assert len(text) <= limit
+    lines = assert_valid_csv(text)
+    assert lines[0] == HEADER.rstrip("\n")
+    assert len(lines) >= 2
