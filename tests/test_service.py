@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from asyncio.subprocess import PIPE
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -323,6 +324,39 @@ def namespace_init(unshare_pid: int) -> int:
     return child
 
 
+async def run_and_signal(
+    command: list[str],
+    cwd: Path,
+    ready: str,
+    signum: signal.Signals,
+    *,
+    as_pid1: bool = False,
+    within: float = 2.0,
+) -> tuple[int, float, str]:
+    """Start ``command``; once stderr shows ``ready``, send ``signum`` (to the namespace's
+    PID 1 if ``as_pid1``); return the exit code, seconds from signal to exit, and stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        *command, cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=PIPE
+    )
+    assert proc.stderr is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(15):
+            while not any(ready in line for line in lines):
+                line = (await proc.stderr.readline()).decode()
+                assert line, "".join(lines)
+                lines.append(line)
+        started = time.monotonic()
+        os.kill(namespace_init(proc.pid) if as_pid1 else proc.pid, signum)
+        lines.append((await asyncio.wait_for(proc.stderr.read(), within)).decode())
+        code = await asyncio.wait_for(proc.wait(), within)
+        return code, time.monotonic() - started, "".join(lines)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
 @pytest.mark.parametrize(
     ("signum", "as_pid1"),
     [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGTERM, True)],
@@ -338,37 +372,13 @@ async def test_process_on_simulator_exits_0_within_2s_on_signal(
     (tmp_path / "config.toml").write_text(
         f'[csv]\npath = "{csv}"\ninterval = 0\n\n[http]\nport = {free_port()}\n', encoding="utf-8"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = await asyncio.create_subprocess_exec(
-        *prefix,
-        sys.executable,
-        "-m",
-        "vedirect_async",
-        cwd=tmp_path,
-        env=env,
-        stderr=asyncio.subprocess.PIPE,
+    code, elapsed, output = await run_and_signal(
+        [*prefix, sys.executable, "-m", "vedirect_async"],
+        tmp_path,
+        "service: bmv: ",
+        signum,
+        as_pid1=as_pid1,
     )
-    assert proc.stderr is not None
-    lines: list[str] = []
-    try:
-        async with asyncio.timeout(15):
-            while not any("service: bmv: " in line for line in lines):
-                line = (await proc.stderr.readline()).decode()
-                assert line, "".join(lines)
-                lines.append(line)
-        target = proc.pid
-        if as_pid1:  # signal the service itself, PID 1 inside its namespace
-            target = namespace_init(proc.pid)
-        started = time.monotonic()
-        os.kill(target, signum)
-        rest = await asyncio.wait_for(proc.stderr.read(), 2)
-        code = await asyncio.wait_for(proc.wait(), 2)
-        elapsed = time.monotonic() - started
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    output = "".join(lines) + rest.decode()
     assert code == 0, output
     assert elapsed < 2.0
     assert f"{signum.name} received" in output
@@ -404,29 +414,14 @@ async def test_shutdown_is_forced_when_a_part_ignores_cancellation(tmp_path: Pat
     (tmp_path / "config.toml").write_text(
         "[csv]\nenabled = false\n\n[http]\nenabled = false\n", encoding="utf-8"
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        DEAF_OUTPUT,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stderr=asyncio.subprocess.PIPE,
+    code, elapsed, output = await run_and_signal(
+        [sys.executable, "-c", DEAF_OUTPUT],
+        tmp_path,
+        "reading the built-in simulator",
+        signal.SIGTERM,
+        within=3,
     )
-    assert proc.stderr is not None
-    try:
-        async with asyncio.timeout(15):
-            while b"reading the built-in simulator" not in await proc.stderr.readline():
-                pass
-        started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        rest = await asyncio.wait_for(proc.stderr.read(), 3)
-        code = await asyncio.wait_for(proc.wait(), 3)
-        elapsed = time.monotonic() - started
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert code == 1
     assert 1.8 <= elapsed < 2.5
-    assert b"outputs still stopping after 1.0 s: output-deaf" in rest
-    assert rest.endswith(b"vedirect-async: shutdown did not finish in time; exiting\n")
+    assert "outputs still stopping after 1.0 s: output-deaf" in output
+    assert output.endswith("vedirect-async: shutdown did not finish in time; exiting\n")
