@@ -21,7 +21,16 @@ import aiomqtt
 import pytest
 
 from vedirect_async import fields
-from vedirect_async.config import Config, DomoticzConfig, DomoticzDevice, MqttConfig
+from vedirect_async.config import (
+    Config,
+    CsvConfig,
+    DeviceConfig,
+    DomoticzConfig,
+    DomoticzDevice,
+    HttpConfig,
+    MqttConfig,
+    WatchdogConfig,
+)
 from vedirect_async.hub import Hub, OutputHealth, ReaderState
 from vedirect_async.outputs import REGISTRY
 from vedirect_async.outputs.mqtt import (
@@ -34,9 +43,11 @@ from vedirect_async.outputs.mqtt import (
 )
 from vedirect_async.parser import Parser, TextBlock
 from vedirect_async.reading import UNAVAILABLE, Assembler, Reading
+from vedirect_async.service import Service
 from vedirect_async.simulator import SimulatedDevice
 
 from .mosquitto import Mosquitto, free_port, require_mosquitto
+from .pty_device import PtyDevice, bmv_block
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 10.0  # upper bound for any awaited condition
@@ -692,3 +703,38 @@ async def test_state_interval_limits_state_messages(broker: Mosquitto) -> None:
         device.state = ReaderState.SILENT  # the next thing the connection publishes
         await sub.wait_for(lambda m: m.payload == b"offline")
     assert len(sub.on("vedirect/bmv/state")) == 1
+
+
+async def test_service_on_pty_silenced_reader_goes_offline_then_online(
+    broker: Mosquitto, device: PtyDevice
+) -> None:
+    """The real service on a pty: device stops sending → offline (watchdog), resumes → online."""
+    config = Config(
+        device=[DeviceConfig(name="bmv", port=str(device.link))],
+        watchdog=WatchdogConfig(
+            silence_timeout=0.3, invalid_timeout=5, backoff_initial=0.01, backoff_max=0.05
+        ),
+        http=HttpConfig(enabled=False),
+        csv=CsvConfig(enabled=False),
+    )
+    output = MqttOutput(mqtt_config(broker, discovery=False), device_names=["bmv"])
+    service = Service(config, outputs=[output])
+    stop = asyncio.Event()
+    topic = "vedirect/bmv/availability"
+    async with subscriber(broker, topic, "vedirect/bmv/state") as sub:
+        task = asyncio.create_task(service.run(stop))
+        try:
+            device.stream(bmv_block, interval=0.05)
+            await sub.wait_for(lambda m: m.topic == topic and m.payload == b"online")
+            state = await sub.wait_for(lambda m: m.topic == "vedirect/bmv/state")
+            assert state.json()["product"]
+            device.stop()  # silent: no bytes at all
+            mark = len(sub.messages)
+            await sub.wait_for(lambda m: m.topic == topic and m.payload == b"offline", start=mark)
+            mark = len(sub.messages)
+            device.stream(bmv_block, interval=0.05)
+            await sub.wait_for(lambda m: m.topic == topic and m.payload == b"online", start=mark)
+        finally:
+            device.stop()
+            stop.set()
+            await asyncio.wait_for(task, WAIT)
