@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 
 from .. import fields
 from ..config import Config, DomoticzDevice, MqttConfig
@@ -327,15 +328,17 @@ def _catalogue_name(name_or_label: str) -> str:
 
 def _describe(exc: BaseException, where: str) -> str:
     """One line for a connection problem; never contains the password."""
-    if isinstance(exc, aiomqtt.MqttCodeError) and exc.rc is not None:
+    if isinstance(exc, MqttConnectError):  # a CONNACK with an error code
         code = getattr(exc.rc, "value", exc.rc)
-        if code in (4, 5, 134, 135):
+        if code in (4, 5, 134, 135):  # MQTT 3.1.1 / 5 "bad user name or password", "not authorized"
             return (
                 f"broker {where} refused the login ({exc}); check [mqtt] username and "
                 "VEDIRECT_MQTT__PASSWORD"
             )
         return f"broker {where} refused the connection ({exc})"
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, aiomqtt.MqttCodeError) or "disconnected" in text.lower():
+        return f"broker {where} dropped the connection ({text})"
     if "timed out" in text.lower():
         return f"broker {where} did not answer in time ({text})"
     return f"broker {where} unreachable: {text}"
