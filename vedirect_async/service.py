@@ -328,8 +328,10 @@ async def _serve(config: Config, deadline: _HardDeadline) -> None:
     def on_signal(signum: int) -> None:
         name = signal.Signals(signum).name
         if stop.is_set():
-            _LOGGER.warning("%s again while stopping; exiting now", name)
-            deadline.fire()
+            # Repeats are common (`timeout` and some supervisors signal the process and its
+            # group); the hard deadline already bounds the shutdown, so they change nothing.
+            _LOGGER.debug("%s again while stopping; ignored", name)
+            return
         _LOGGER.info("%s received", name)
         stop.set()
         deadline.start()
