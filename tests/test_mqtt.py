@@ -80,7 +80,7 @@ HA_STATE_CLASSES: dict[str | None, set[str | None]] = {
 }
 HA_BINARY_CLASSES = {None, "problem", "power", "battery", "connectivity", "running", "safety"}
 HA_SENSOR_KEYS = {
-    "name", "unique_id", "object_id", "state_topic", "value_template", "availability_topic",
+    "name", "unique_id", "default_entity_id", "state_topic", "value_template", "availability_topic",
     "payload_available", "payload_not_available", "device", "origin", "device_class",
     "state_class", "unit_of_measurement", "options", "expire_after", "force_update", "qos",
 }  # fmt: skip
@@ -256,6 +256,7 @@ def check_ha_sensor(topic: str, config: dict[str, Any]) -> None:
     assert config["state_topic"]
     assert "#" not in config["state_topic"]
     assert config["unique_id"]
+    assert config["default_entity_id"] == f"{component}.{config['unique_id']}"
     assert config["availability_topic"]
     device = config["device"]
     assert set(device) <= HA_DEVICE_KEYS
@@ -330,6 +331,7 @@ def test_entity_mapping_covers_catalogue() -> None:
         if entity is None or entity.component != "sensor":
             continue
         config: dict[str, Any] = {"state_topic": "s", "unique_id": "u", "availability_topic": "a"}
+        config["default_entity_id"] = "sensor.u"
         config["device"] = {"identifiers": ["x"], "manufacturer": "Victron Energy"}
         for key, value in (
             ("device_class", entity.device_class),
@@ -629,7 +631,7 @@ async def test_sigkill_of_service_publishes_lwt_offline(broker: Mosquitto, tmp_p
     assert proc.returncode == -signal.SIGKILL, err.decode(errors="replace")[-2000:]
 
 
-async def test_reading_after_shutdown_not_needed_cancel_is_prompt(broker: Mosquitto) -> None:
+async def test_cancel_is_prompt_and_leaves_offline(broker: Mosquitto) -> None:
     """Cancelling the output returns promptly and leaves availability offline."""
     hub = Hub()
     output = MqttOutput(mqtt_config(broker), device_names=["bmv"])

@@ -267,7 +267,8 @@ def discovery_configs(topics: Topics, reading: Reading) -> dict[str, dict[str, A
         config: dict[str, Any] = {
             "name": field.description[:1].upper() + field.description[1:],
             "unique_id": _domoticz_safe(f"{node}_{object_id}"),
-            "object_id": _domoticz_safe(f"{node}_{object_id}"),
+            # HA 2025.10+ (object_id was deprecated, ignored from 2026.4)
+            "default_entity_id": f"{entity.component}.{_domoticz_safe(f'{node}_{object_id}')}",
             "state_topic": topics.state,
             "value_template": _value_template(name, entity),
             "availability_topic": topics.availability,
