@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,14 @@ class Subscriber:
 
     def on(self, topic: str, start: int = 0) -> list[Seen]:
         return [m for m in self.messages[start:] if m.topic == topic]
+
+
+def topic_is(topic: str, message: Seen) -> bool:
+    return message.topic == topic
+
+
+def in_topic(part: str, message: Seen) -> bool:
+    return part in message.topic
 
 
 @contextlib.asynccontextmanager
@@ -740,3 +749,30 @@ async def test_service_on_pty_silenced_reader_goes_offline_then_online(
             device.stop()
             stop.set()
             await asyncio.wait_for(task, WAIT)
+
+
+async def test_two_sites_and_two_devices_share_a_broker(broker: Mosquitto) -> None:
+    """Two sites (prefixes) with same-named devices never collide in topics or unique ids."""
+    home, boat = Hub(), Hub()
+    outputs = [
+        (home, MqttOutput(mqtt_config(broker, prefix="vedirect/home", client_id="home"))),
+        (boat, MqttOutput(mqtt_config(broker, prefix="vedirect/boat", client_id="boat"))),
+    ]
+    bmv = simulated_readings("bmv712", 1, device="bmv")[0]
+    solar = simulated_readings("mppt", 1, device="solar")[0]
+    states = ("vedirect/home/bmv/state", "vedirect/home/solar/state", "vedirect/boat/bmv/state")
+    async with contextlib.AsyncExitStack() as stack:
+        sub = await stack.enter_async_context(subscriber(broker, "vedirect/#", "homeassistant/#"))
+        for hub, output in outputs:
+            await stack.enter_async_context(running(output, hub))
+        home.publish(bmv)
+        home.publish(solar)
+        boat.publish(bmv)
+        for topic in states:
+            await sub.wait_for(partial(topic_is, topic))
+        for node in ("vedirect_home_bmv", "vedirect_home_solar", "vedirect_boat_bmv"):
+            await sub.wait_for(partial(in_topic, f"/{node}/"))
+    configs = [m.json() for m in sub.messages if m.topic.startswith("homeassistant/")]
+    unique_ids = [c["unique_id"] for c in configs]
+    assert len(set(unique_ids)) == len({m.topic for m in sub.messages if "config" in m.topic})
+    assert {c["state_topic"] for c in configs} == set(states)
