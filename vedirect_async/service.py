@@ -299,10 +299,16 @@ def config_path(explicit: str | None) -> str | None:
 
 def _load(explicit: str | None) -> Config | None:
     try:
-        return load_config(config_path(explicit))
+        config = load_config(config_path(explicit))
     except ConfigError as exc:
         sys.stderr.write(f"vedirect-async: {exc}\n")
         return None
+    try:
+        build_outputs(config)  # an output's own checks (domoticz.url...): now, not at start
+    except ConfigError as exc:
+        sys.stderr.write(f"vedirect-async: {config.source}: {exc}\n")
+        return None
+    return config
 
 
 def cli_run(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 import aiomqtt
 import pytest
+from yarl import URL
 
 from tests.fake_domoticz import FakeDomoticz
 from tests.mosquitto import Mosquitto, free_port
@@ -228,7 +229,7 @@ class Setup:
                 "enabled": True,
                 "path": str(self.csv_path),
                 "interval": 0,
-                "columns": [f"{c}={c}" if c != "Time" else c for c in self.csv_columns],
+                "columns": [c if c == "Time" or "=" in c else f"{c}={c}" for c in self.csv_columns],
                 "timeout": 1,
             }
         if self.domoticz_url is not None:
@@ -324,7 +325,7 @@ class ServiceProcess:
         """GET ``path``: (status, parsed JSON or text)."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3))
-        async with self._session.get(self.base + path) as response:
+        async with self._session.get(URL(self.base + path, encoded=True)) as response:
             text = await response.text()
             try:
                 return response.status, json.loads(text)
@@ -491,16 +492,14 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
 def fill(folder: Path) -> Path:
     """Fill the file system of ``folder`` to the last byte; return the filler file."""
     filler = folder / "filler"
-    with filler.open("wb") as out:
-        chunk = b"\0" * 4096
-        with contextlib.suppress(OSError):
-            while True:
-                out.write(chunk)
-                out.flush()
-        with contextlib.suppress(OSError):
-            while True:
-                out.write(b"\0")
-                out.flush()
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for size in (65536, 4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+    finally:
+        os.close(fd)
     return filler
 
 
