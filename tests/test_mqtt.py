@@ -230,6 +230,10 @@ async def until(output: MqttOutput, condition: Callable[[], bool]) -> None:
 def test_safe_topic_level(text: str, expected: str) -> None:
     """Labels and names never reach a topic level with wildcards, slashes or spaces."""
     assert safe_topic_level(text) == expected
+    topics = Topics("vedirect", f"dev{text}", "homeassistant")
+    for topic in (topics.state, topics.availability, topics.field(text)):
+        assert not set(topic) & {"#", "+", " "}
+        assert topic.count("/") == 2
 
 
 def test_state_payload_values_units_and_specials() -> None:

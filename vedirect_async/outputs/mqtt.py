@@ -39,7 +39,7 @@ from typing import Any
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
-from .. import fields
+from .. import __version__, fields
 from ..config import Config, DomoticzDevice, MqttConfig
 from ..hub import Hub, OutputState, ReaderState, Subscription
 from ..reading import Reading, Value, json_value
@@ -275,7 +275,7 @@ def discovery_configs(topics: Topics, reading: Reading) -> dict[str, dict[str, A
             "payload_available": ONLINE,
             "payload_not_available": OFFLINE,
             "device": device_info,
-            "origin": {"name": "vedirect_async"},
+            "origin": {"name": "vedirect_async", "sw_version": __version__},
         }
         if entity.component == "binary_sensor":
             config["payload_on"] = "ON"
