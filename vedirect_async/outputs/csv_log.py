@@ -320,7 +320,10 @@ class CsvFile:
         task = asyncio.ensure_future(operation)
         task.add_done_callback(_retrieve)
         try:
-            return await asyncio.wait_for(asyncio.shield(task), self.timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # races the operation finishing, and shutdown would then hang on this output.
+            async with asyncio.timeout(self.timeout):
+                return await asyncio.shield(task)
         except TimeoutError:
             self._busy = task
             self._generation += 1  # abandoned: its late result must not be used
@@ -349,7 +352,8 @@ class CsvFile:
         self._generation += 1
         if fd is not None:
             try:
-                await asyncio.wait_for(_close(fd), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    await _close(fd)
             except (OSError, TimeoutError):
                 _LOGGER.debug("csv: closing %s failed", self.path, exc_info=True)
 
@@ -621,7 +625,8 @@ class CsvOutput(Output):
             due = [t.retry_at for t in self._targets.values() if t.pending]
             if due:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(readings.wait(), max(0.0, min(due) - loop.time()))
+                    async with asyncio.timeout(max(0.0, min(due) - loop.time())):
+                        await readings.wait()
             else:
                 await readings.wait()
             while (reading := readings.get_nowait()) is not None:
