@@ -713,9 +713,13 @@ async def _handle_stream(request: web.Request) -> web.StreamResponse:
                 await _send(response, "reading", reading_json(reading, state.meta, state.scrub))
         while True:
             try:
-                reading = await asyncio.wait_for(sub.get(), STREAM_KEEPALIVE)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that races the result, which would keep this handler alive at shutdown.
+                async with asyncio.timeout(STREAM_KEEPALIVE):
+                    reading = await sub.get()
             except TimeoutError:
-                await asyncio.wait_for(response.write(b": keepalive\n\n"), STREAM_WRITE_TIMEOUT)
+                async with asyncio.timeout(STREAM_WRITE_TIMEOUT):
+                    await response.write(b": keepalive\n\n")
                 continue
             except StopAsyncIteration:
                 break  # server shutting down
@@ -730,7 +734,8 @@ async def _handle_stream(request: web.Request) -> web.StreamResponse:
 
 
 async def _send(response: web.StreamResponse, event: str, data: object) -> None:
-    await asyncio.wait_for(response.write(_sse(event, data)), STREAM_WRITE_TIMEOUT)
+    async with asyncio.timeout(STREAM_WRITE_TIMEOUT):
+        await response.write(_sse(event, data))
 
 
 async def _handle_page(request: web.Request) -> web.FileResponse:
