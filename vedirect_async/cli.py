@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -111,22 +112,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the sub-command; returns the process exit code."""
+def main(argv: Sequence[str] | None = None, *, early_stop: bool = False) -> int:
+    """Parse ``argv`` and run the sub-command; returns the process exit code.
+
+    ``early_stop`` (the console entry point): a SIGTERM that arrives while ``run`` is still
+    importing, before the service has installed its own handlers, exits 0 as a stop does,
+    instead of killing the process (exit 143) or, as PID 1, being ignored.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     command = args.command or "run"
     if args.command is None:
         args.command = "run"
+    if early_stop and command == "run":
+        signal.signal(signal.SIGTERM, _stop_before_start)
     module_name, func_name = _HANDLERS[command].split(":")
     handler = getattr(importlib.import_module(module_name), func_name)
     code: int = handler(args)
     return code
 
 
+def _stop_before_start(signum: int, frame: object) -> None:
+    raise SystemExit(0)  # nothing has been written yet: stopping now is clean
+
+
 def run_main() -> None:
     """Console-script entry point."""
     code = 130
     with contextlib.suppress(KeyboardInterrupt):
-        code = main()
+        code = main(early_stop=True)
     sys.exit(code)

@@ -312,6 +312,18 @@ class ServiceProcess:
             return False
         return True
 
+    def catches(self, signum: int) -> bool:
+        """The process has a handler for ``signum`` (from /proc: its entry point is running)."""
+        assert self.proc is not None
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:
+            return False
+        for line in status.splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+        return False
+
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
