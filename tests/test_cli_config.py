@@ -41,7 +41,7 @@ BAD_FILES = [
     ),
     (
         '[[device]]\nname = "bmv"\n[[device]]\nname = "bmv"\nport = "simulator:mppt"\n',
-        "{f}:2: device[1].name = 'bmv': expected a name not used by another [[device]]",
+        "{f}:4: device[1].name = 'bmv': expected a name not used by another [[device]]",
     ),
     (
         "[watchdog]\nsilence_timeout = 0\n",

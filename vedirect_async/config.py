@@ -159,9 +159,7 @@ class HttpConfig:
     )
     unhealthy_output_states: list[str] = field(
         default_factory=lambda: ["failed"],
-        metadata=_doc(
-            "output states that make /health fail", choices=("ok", "degraded", "failed")
-        ),
+        metadata=_doc("output states that make /health fail", choices=("ok", "degraded", "failed")),
     )
     history_hours: float = field(
         default=24.0,
@@ -320,20 +318,28 @@ class _Loader:
         raise ConfigError(f"{where}: {key} = {shown}: expected {expected}")
 
     def _line_of(self, key: str) -> int | None:
-        """Best-effort line number of ``key`` (dotted path) in the file."""
-        parts = [p for p in key.split(".") if not p.startswith("[")]
-        leaf = re.sub(r"\[\d+\]$", "", parts[-1]) if parts else ""
-        section = re.sub(r"\[\d+\]", "", ".".join(parts[:-1]))
+        """Best-effort line number of ``key`` (dotted path, ``device[1].name``) in the file."""
+        parts = key.split(".")
+        leaf = re.sub(r"\[\d+\]$", "", parts[-1])
+        # For a key inside the N-th [[table]], count that table's headers to find its block.
+        wanted: list[tuple[str, int]] = []
+        for part in parts[:-1]:
+            match = re.fullmatch(r"(.+?)(?:\[(\d+)\])?", part)
+            assert match is not None
+            wanted.append((match.group(1), int(match.group(2) or 0)))
+        section = ".".join(name for name, _ in wanted)
+        index = wanted[-1][1] if wanted else 0
+        seen = -1
         current = ""
         for number, raw in enumerate(self.lines, 1):
             text = raw.strip()
             header = re.match(r"^\[\[?\s*([A-Za-z0-9_.\-]+)\s*\]\]?", text)
             if header:
                 current = header.group(1)
-                if not leaf and current == section:
-                    return number
+                if current == section:
+                    seen += 1
                 continue
-            if current == section and re.match(rf"^{re.escape(leaf)}\s*=", text):
+            if current == section and seen == index and re.match(rf"^{re.escape(leaf)}\s*=", text):
                 return number
         return None
 
