@@ -32,7 +32,11 @@ CPU per device-day = service CPU seconds / simulated device-days; one core = 86,
 Raspberry Pi 3: the same, with the CPU cost multiplied by ``--pi-ratio`` (default 10; see
 the README for why), an estimate, not a measurement.
 
-Usage: python bench/soak.py [--days 2] [--speed 400] [--devices 4] [--sample 10]
+The defaults (a simulated day at 200x) take about 7 minutes. The issue's week at 100x is
+``--days 7 --speed 100`` (1 h 41 min). At 400x on the shared 2-core machine the service fell
+behind (bytes dropped); at 200x and below it kept up.
+
+Usage: python bench/soak.py [--days 1] [--speed 200] [--devices 4] [--sample 10]
 """
 
 from __future__ import annotations
@@ -605,14 +609,14 @@ def report(
             "ok" if corrupt == 0 else "CORRUPT",
         ),
     ]
-    if checks.mqtt_messages:
-        sent = sum(checks.mqtt_messages.values())
+    sent = sum(checks.mqtt_messages.values())
+    if sent:
+        share = sent / max(generated, 1)
         rows.append(
             (
                 "MQTT state messages",
-                f"{sent:,} = {sent / max(generated, 1):.0%} of readings (newest kept while a "
-                "publish is in flight)",
-                "",
+                f"{sent:,} = {share:.0%} of readings (newest kept while a publish is in flight)",
+                "" if share > 0.95 else "CPU below understated: at 1x every reading is sent",
             )
         )
     if lags:
@@ -657,13 +661,13 @@ def flat(values: list[int]) -> tuple[str, str]:
     """Range of a sampled count, and whether its baseline and peak stayed put.
 
     Requests in flight (a Domoticz post, the /metrics scrape itself) add a task and a socket
-    for a moment, so single samples vary by one or two; a leak shows as a rising baseline.
+    for a moment, so single samples vary by a few; a leak shows as a rising baseline (minimum).
     """
     if not values:
         return "n/a", ""
     half = len(values) // 2
     first, last = values[: max(half, 1)], values[half:]
-    steady = min(last) <= min(first) and max(last) <= max(first) + 2
+    steady = min(last) <= min(first)
     text = f"{min(values)}-{max(values)}" if min(values) != max(values) else str(values[0])
     return text, "ok (no upward trend)" if steady else "RISING"
 
@@ -706,8 +710,8 @@ def _iter_header() -> Iterator[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=float, default=2.0, help="simulated days per device")
-    parser.add_argument("--speed", type=float, default=400.0, help="times the real rate")
+    parser.add_argument("--days", type=float, default=1.0, help="simulated days per device")
+    parser.add_argument("--speed", type=float, default=200.0, help="times the real rate")
     parser.add_argument("--devices", type=int, default=4, choices=range(1, len(DEVICES) + 1))
     parser.add_argument("--sample", type=float, default=10.0, help="wall seconds between samples")
     parser.add_argument("--pi-ratio", type=float, default=10.0, help="Pi 3 core / this core")
