@@ -43,10 +43,12 @@ over from the previous update of the same device for any part the update does no
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
+from typing import cast
 
 from .fields import (
     CATALOGUE,
@@ -142,7 +144,6 @@ class AssemblerStats:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-_PID = b"PID"
 _PID_RECORD = b"\r\nPID\t"
 _HSDS = b"HSDS"
 _SER = b"SER#"
@@ -151,16 +152,6 @@ _FWE = b"FWE"
 _TEXT_LOSSES = frozenset({ErrorKind.CHECKSUM, ErrorKind.OVERSIZE, ErrorKind.MALFORMED})
 _MISMATCHES_TO_RELEARN = 3
 _ORPHANS_FOR_NO_PID_MODE = 3
-
-
-def _pid_of(block: TextBlock) -> int | None:
-    """The block's product id; None if it has no PID (or a PID that is not ``0x`` hex)."""
-    if _PID_RECORD not in block.raw:  # one C-level search instead of a loop over the fields
-        return None
-    for label, value in block.fields:
-        if label == _PID:
-            return parse_pid(value)
-    return None
 
 
 def _is_history_label(label: bytes) -> bool:
@@ -197,7 +188,7 @@ class Assembler:
         # Up to 32 distinct unknown labels seen (for logs and /health), in order of arrival.
         self.unknown_label_names: list[str] = []
         self._pending: list[TextBlock] = []
-        self._cache: dict[tuple[bytes, bytes], _Entry] = {}
+        self._cache: dict[bytes, _Entry] = {}
         self._pending_mono = 0.0
         self._expected = 0  # learned blocks per update (valid when _learned)
         self._learned = False
@@ -280,7 +271,7 @@ class Assembler:
             stats.stale_dropped += len(self._pending)
             self._pending.clear()
             self._since_pid = 0  # the gap says nothing about the update size
-        pid = _pid_of(block)
+        pid = self._pid_of(block.raw)
         if pid is None:
             return self._feed_continuation(block, wall, mono)
         self._orphans_in_row = 0
@@ -312,6 +303,16 @@ class Assembler:
                 stats.readings -= 1
             return self._emit(wall, mono)
         return older
+
+    def _pid_of(self, raw: bytes) -> int | None:
+        """The block's product id; None if it has no PID (or a PID that is not ``0x`` hex)."""
+        start = raw.find(_PID_RECORD)  # one C-level search instead of a loop over the fields
+        if start < 0:
+            return None
+        start += 2  # the record itself, without the CR LF before it
+        record = raw[start : raw.find(b"\r\n", start)]  # the Checksum record follows
+        entry = self._cache.get(record) or self._miss(record)  # decoded once, parsed once
+        return cast("int | None", entry[3])  # a PID record's extra: the id, None if malformed
 
     def _feed_continuation(self, block: TextBlock, wall: datetime, mono: float) -> Reading | None:
         if self._since_pid:
@@ -379,42 +380,51 @@ class Assembler:
         return reading
 
     def _decode(self, blocks: list[TextBlock], wall: datetime, mono: float) -> Reading:
+        # The hot path: one C-level pass per step over the update's records. Each record
+        # ("V\t12800", straight from the verified block) is looked up whole in the cache, so
+        # a repeated record costs one dict lookup; values and raw are then built from the
+        # cached pairs without a Python-level loop. Only the few records that set identity or
+        # count a bad field (``_Entry.outcome`` != 0) are looked at one by one.
         cache = self._cache
-        values: dict[str, Value] = {}
-        raw: list[tuple[str, str]] = []
-        pid: int | None = None
+        entries: list[_Entry] = []
         for block in blocks:
-            for pair in block.fields:
-                entry = cache.get(pair)
-                if entry is None:
-                    if len(cache) >= _CACHE_SIZE:
-                        cache.clear()
-                    entry = cache[pair] = _decode_pair(*pair)
-                label, key, value, text, outcome = entry
-                raw.append((label, text))
-                values[key] = value
-                if outcome:  # rare: identity, unknown label or undecodable value
-                    if outcome == _PID_FIELD:
-                        pid = parse_pid(pair[1])
-                    elif outcome == _SERIAL_FIELD:
-                        self._serial = text
-                    elif outcome == _FIRMWARE_FIELD:
-                        self._firmware = str(value)  # already formatted like "3.08"
-                    else:
-                        self._count_bad(label, outcome)
+            records = _records(block.raw)
+            found: list[_Entry | None] = [*map(cache.get, records)]
+            if not all(found):  # an entry is a non-empty tuple; a miss is None
+                found = [e or self._miss(r) for e, r in zip(found, records, strict=True)]
+            entries += cast("list[_Entry]", found)  # no None left
+        pid: int | None = None
+        for _, (label, text), outcome, extra in filter(_OUTCOME, entries):
+            if outcome == _PID_FIELD:
+                pid = cast(int, extra)  # parsed when cached
+            elif outcome == _SERIAL_FIELD:
+                self._serial = text
+            elif outcome == _FIRMWARE_FIELD:
+                self._firmware = cast(str, extra)  # already formatted like "3.08"
+            else:
+                self._count_bad(label, outcome)
         if pid is None:
             pid = self._pid
         return Reading(
             device=self.device,
             time=wall,
             monotonic=mono,
-            values=MappingProxyType(values),
-            raw=tuple(raw),
+            values=MappingProxyType(dict(map(_KEY_VALUE, entries))),
+            raw=tuple(map(_LABEL_TEXT, entries)),
             pid=pid,
             product=product_name(pid) if pid is not None else None,
             serial=self._serial,
             firmware=self._firmware,
         )
+
+    def _miss(self, record: bytes) -> _Entry:
+        """Decode one record not in the cache, and cache it (bounded: cleared when full)."""
+        cache = self._cache
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
+        label, _, value = record.partition(b"\t")  # the parser checked: one TAB per record
+        entry = cache[record] = _decode_pair(label, value)
+        return entry
 
     def _count_bad(self, label: str, outcome: int) -> None:
         if outcome == _UNKNOWN_LABEL:
@@ -434,13 +444,25 @@ _IDENTITY = {
     "FW": _FIRMWARE_FIELD,
     "FWE": _FIRMWARE_FIELD,
 }
-# (label, values key, value, raw text, outcome) of one wire pair
-_Entry = tuple[str, str, Value, str, int]
-# Decoded pairs are cached per assembler: most values repeat from one update to the next
-# (identity, history, ON/OFF, slow counters), which makes decoding about 3x faster. The cache
-# is simply cleared when full, so its memory stays bounded (~0.5 MB).
+# One decoded wire record: ((values key, value), (label, raw text), outcome, extra), where
+# extra is the product id (int) of a PID record and the formatted version of FW/FWE.
+_Entry = tuple[tuple[str, Value], tuple[str, str], int, object]
+_KEY_VALUE = operator.itemgetter(0)
+_LABEL_TEXT = operator.itemgetter(1)
+_OUTCOME = operator.itemgetter(2)
+# Decoded records are cached per assembler: most values repeat from one update to the next
+# (identity, history, ON/OFF, slow counters), which makes decoding several times faster. The
+# cache is simply cleared when full, so its memory stays bounded (~0.5 MB).
 _CACHE_SIZE = 2048
 _MAX_UNKNOWN_NAMES = 32
+_CHECKSUM_RECORD = 12  # b"\r\nChecksum\t" and the checksum byte end every verified block
+
+
+def _records(raw: bytes) -> list[bytes]:
+    """A verified block's records (``b"V\\t12800"``) in wire order, Checksum excluded."""
+    if len(raw) <= _CHECKSUM_RECORD:
+        return []
+    return raw[2:-_CHECKSUM_RECORD].split(b"\r\n")
 
 
 def _decode_pair(label_b: bytes, value_b: bytes) -> _Entry:
@@ -448,8 +470,14 @@ def _decode_pair(label_b: bytes, value_b: bytes) -> _Entry:
     text = text_of(value_b)
     known = CATALOGUE.get(label)
     if known is None:
-        return label, label, text, text, _UNKNOWN_LABEL
+        return (label, text), (label, text), _UNKNOWN_LABEL, None
     value = try_decode(known, value_b)
     if value is None:
-        return label, known.name, text, text, _UNDECODABLE
-    return label, known.name, value, text, _IDENTITY.get(label, _PLAIN)
+        return (known.name, text), (label, text), _UNDECODABLE, None
+    outcome = _IDENTITY.get(label, _PLAIN)
+    extra: object = None
+    if outcome == _PID_FIELD:
+        extra = parse_pid(value_b)  # not None: the value decoded as a PID
+    elif outcome == _FIRMWARE_FIELD:
+        extra = str(value)
+    return (known.name, value), (label, text), outcome, extra
