@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
+import time
 from functools import partial
 from pathlib import Path
 
 import pytest
 
-from tests.fake_domoticz import FakeDomoticz
+from tests.fake_domoticz import FakeDomoticz, Received
 from tests.faults.conftest import (
     RESUME_BOUND,
     SILENCE,
@@ -41,6 +42,7 @@ from vedirect_async.simulator import SimulatedDevice
 pytestmark = pytest.mark.faults
 
 STATE = "vedirect/bmv/state"
+AVAILABILITY = "vedirect/bmv/availability"
 CORRUPT = 0.05
 
 
@@ -52,20 +54,22 @@ class Stream:
         self.mode = "clean"
         self.kind = "bmv712"
         self.rng = random.Random(seed)
-        # same seed: the damaged twin sends the clean twin's blocks with CORRUPT of the bytes hit
-        self.twins = {
-            kind: (
-                SimulatedDevice(kind, seed=seed),
-                SimulatedDevice(kind, seed=seed, corrupt=CORRUPT),
-            )
+        # same seed, same text blocks: the damaged variant has CORRUPT of its bytes hit, the
+        # HEX variant interleaves async HEX records (anywhere, also inside blocks)
+        self.variants = {
+            kind: {
+                "clean": SimulatedDevice(kind, seed=seed),
+                "corrupt": SimulatedDevice(kind, seed=seed, corrupt=CORRUPT),
+                "hex": SimulatedDevice(kind, seed=seed, hex_records=True),
+            }
             for kind in ("bmv712", "mppt")
         }
 
-    def _second(self) -> tuple[bytes, bytes]:
-        clean_dev, damaged_dev = self.twins[self.kind]
-        clean = clean_dev.next_second()
-        self.valid.add_stream(self.kind, clean)
-        return clean, damaged_dev.next_second()
+    def _second(self) -> dict[str, bytes]:
+        """The next second of every variant (kept in step); the clean one feeds Valid."""
+        second = {name: dev.next_second() for name, dev in self.variants[self.kind].items()}
+        self.valid.add_stream(self.kind, second["clean"])
+        return second
 
     def __call__(self) -> bytes:
         mode = self.mode
@@ -77,15 +81,15 @@ class Stream:
             return bytes(self.rng.choice(b"ABCDEFGH0123456789\t ") for _ in range(600))
         if mode == "endless_hex":
             return b"".join(self.rng.choice((b"0", b"7", b"A", b"F")) for _ in range(600))
-        clean, damaged = self._second()
-        if mode == "corrupt":
-            return damaged
+        second = self._second()
+        if mode in ("corrupt", "hex"):
+            return second[mode]
         if mode == "nul":
-            out = bytearray(clean)
+            out = bytearray(second["clean"])
             for pos in range(self.rng.randrange(8), len(out), 40):
                 out[pos] = self.rng.choice((0x00, 0xA5, 0xFF, 0xC3))
             return bytes(out) + b"\x00" * 16 + b"\xa5\xff\xfe"
-        return clean
+        return second["clean"]
 
 
 async def test_serial_faults_never_reach_an_output_and_readings_resume(
@@ -95,9 +99,10 @@ async def test_serial_faults_never_reach_an_output_and_readings_resume(
     mqtt: MqttRecorder,
     services: list[ServiceProcess],
 ) -> None:
-    """Unplug/replug, silence, garbage, 5 % corruption, endless line/HEX, NUL and non-UTF-8
-    bytes and a BMV replaced by an MPPT: every output value is a clean reading's, and readings
-    are back at CSV, MQTT, Domoticz and /api/readings within the watchdog bound each time."""
+    """Silence, HEX records interleaved, garbage, 5 % corruption, endless line/HEX, NUL and
+    non-UTF-8 bytes, unplug/replug x6 and a BMV replaced by an MPPT: every output value is a
+    clean reading's, a silent device's old values are never re-published, and readings are back
+    at CSV, MQTT, Domoticz and /api/readings within the watchdog bound after each fault."""
     valid = Valid()
     stream = Stream(valid, seed=9)
     csv_path = tmp_path / "serial.csv"
@@ -142,6 +147,9 @@ async def test_serial_faults_never_reach_an_output_and_readings_resume(
         assert service.alive, service.stderr()
         return took
 
+    def posts_before(moment: float) -> list[Received]:
+        return [r for r in domoticz.requests("udevice") if r.at < moment]
+
     def logged_more(text: str, before: int) -> bool:
         return service.stderr().count(text) > before
 
@@ -152,7 +160,35 @@ async def test_serial_faults_never_reach_an_output_and_readings_resume(
         resumed[mode] = await flowing(mode, RESUME_BOUND)
 
     await flowing("start", 10.0)
-    await fault("silent", SILENCE + 0.3)
+
+    # Silence: once the watchdog has acted, CSV and MQTT publish nothing (field-problems D:
+    # "publishing stale data"), MQTT says offline and /health shows the device not fresh.
+    stream.mode = "silent"
+    offline0 = [m.payload for m in mqtt.topic(AVAILABILITY)].count(b"offline")
+    await asyncio.sleep(SILENCE + 0.2)  # the device has been silent past the watchdog's limit
+    quiet_from = time.monotonic()
+    rows0, states0 = rows(), len(mqtt.topic(STATE))
+    health = await service.health()
+    assert health["devices"]["bmv"]["fresh"] is False, health
+    await asyncio.sleep(0.6)  # a stretch of silence in which nothing may be published
+    assert rows() == rows0, "CSV rows written for a silent device"
+    assert len(mqtt.topic(STATE)) == states0, "MQTT states published for a silent device"
+    # Domoticz with heartbeat = 0 re-posts the last values each interval until they are older
+    # than max(2 x interval, 60 s) (its documented rule): only ever the last reading's values.
+    last = {r.params["idx"]: r.params["svalue"] for r in posts_before(quiet_from)}
+    stale = [r for r in domoticz.requests("udevice") if r.at >= quiet_from]
+    assert all(r.params["svalue"] == last[r.params["idx"]] for r in stale), stale
+    assert [m.payload for m in mqtt.topic(AVAILABILITY)].count(b"offline") > offline0
+    stream.mode = "clean"
+    resumed["silent"] = await flowing("silent", RESUME_BOUND)
+
+    # Async HEX records between and inside blocks are not a fault: nothing may stop.
+    stream.mode = "hex"
+    rows0, ticks0 = rows(), feeder.ticks
+    await asyncio.sleep(1.0)  # one second of HEX-interleaved stream
+    hex_rows, hex_seconds = rows() - rows0, feeder.ticks - ticks0
+    assert hex_rows >= 0.8 * hex_seconds - 2, f"{hex_rows} rows for {hex_seconds} seconds"
+    stream.mode = "clean"
     await fault("garbage", 1.2)
     await fault("corrupt", 1.2)
     await fault("endless_line", 1.2)
@@ -193,6 +229,7 @@ async def test_serial_faults_never_reach_an_output_and_readings_resume(
     sys.stderr.write(
         "resume times: "
         + ", ".join(f"{k} {v:.2f} s" for k, v in resumed.items())
+        + f"; HEX: {hex_rows} rows in {hex_seconds} s"
         + f"; {len(csv_seen)} rows, {len(mqtt_seen)} states, {len(dz_seen)} posts checked\n"
     )
 
