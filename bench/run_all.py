@@ -45,6 +45,11 @@ PLANS: dict[str, Plan] = {
             ("throughput, 4 KiB chunks", rf"4096 B chunks\s*:\s*({_NUM} MB/s)"),
             ("+ assembler", rf"\+ assembler \(readings\)\s*:.*?({_NUM} readings/s)"),
             ("BMV device-day, parser + assembler", rf"one BMV device-day.*?: ({_NUM} s)"),
+            ("corrupt accepted / undamaged lost", r"^vedirect_async \(4 KiB.*?(\d+)\s+(\d+)\s*$"),
+            (
+                "vs vedirect 1.1.0 (line reader)",
+                rf"^vedirect 1\.1\.0\s+{_NUM}\s+{_NUM}\s+({_NUM}x)",
+            ),
         ),
     ),
     "pipeline.py": Plan(
