@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from hypothesis import given
@@ -295,6 +296,29 @@ def test_numbers_that_do_not_parse_are_kept_as_text(label: str, raw: bytes) -> N
     value = decode_value(label, raw)
     assert isinstance(value, str)
     assert value.isprintable()
+
+
+@given(
+    st.sampled_from(["V", "I", "SOC", "H9", "CS", "AR"]),
+    st.one_of(st.binary(max_size=16), st.from_regex(rb"\A[-+ _0-9]{0,15}\Z")),
+)
+def test_a_number_is_exactly_minus_and_1_to_12_ascii_digits(label: str, raw: bytes) -> None:
+    """Numeric, enum and bitmask values parse exactly when they are -?[0-9]{1,12} (no +, _,
+    spaces or non-ASCII digits, which int() alone would take); anything else is undecodable."""
+    found = lookup(label)
+    assert found is not None
+    number = re.fullmatch(rb"-?[0-9]{1,12}", raw) is not None
+    if found.kind is Kind.BITMASK:
+        number = number and not raw.startswith(b"-")
+    if raw != b"---":
+        assert (try_decode(found, raw) is not None) == number
+
+
+@given(st.binary(max_size=24))
+def test_text_keeps_printable_ascii_and_escapes_every_other_byte(raw: bytes) -> None:
+    """text_of keeps bytes 0x20-0x7E as they are and writes every other byte as \\xNN."""
+    expected = "".join(chr(b) if 0x20 <= b <= 0x7E else f"\\x{b:02x}" for b in raw)
+    assert fields.text_of(raw) == expected
 
 
 @given(st.sampled_from(sorted(CATALOGUE)), st.binary(max_size=40))

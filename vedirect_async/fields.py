@@ -598,6 +598,8 @@ _FIELDS: tuple[Field, ...] = (
 )
 
 CATALOGUE: Mapping[str, Field] = MappingProxyType({f.label: f for f in _FIELDS})
+# Field.divisor of every catalogue scale, computed once (decoding is on the hot path).
+_DIVISORS: Mapping[float, int] = MappingProxyType({f.scale: f.divisor for f in _FIELDS})
 # By name; FW and FWE share "firmware" (a device sends one of them), FW is listed first.
 _BY_NAME: Mapping[str, Field] = MappingProxyType(
     {f.name: f for f in reversed(_FIELDS)}  # reversed: the first field of a name wins
@@ -619,8 +621,7 @@ def unit_of(name: str) -> str:
 # -- decoding ------------------------------------------------------------------------------
 
 _HEX_DIGITS = re.compile(r"[0-9A-Fa-f]{1,8}")
-_INT = re.compile(rb"-?[0-9]{1,12}")
-_PRINTABLE = re.compile(rb"[\x20-\x7e]*")
+_MAX_DIGITS = 12  # a number on the wire is -?[0-9]{1,12}
 _FW = re.compile(rb"([A-Za-z]?)([0-9]{1,4})")
 _FWE = re.compile(rb"([0-9]{1,4})([0-9A-Fa-f]{2})")
 _VERSION = re.compile(r"([0-9]{1,2})\.([0-9]{2})(?:-(rc|beta)-([0-9A-Za-z]{1,2}))?")
@@ -631,8 +632,10 @@ _INFINITE_LABEL = "TTG"
 
 def text_of(raw: bytes) -> str:
     """``raw`` as printable text: ASCII kept, any other byte (NUL, CR, 0xA5...) as ``\\xNN``."""
-    if _PRINTABLE.fullmatch(raw):
-        return raw.decode("ascii")
+    if raw.isascii():
+        text = raw.decode("ascii")
+        if text.isprintable():  # for ASCII: exactly 0x20-0x7E (cheaper than a regex)
+            return text
     return "".join(chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}" for b in raw)
 
 
@@ -669,6 +672,14 @@ def _field_of(field_or_label: Field | str | bytes) -> Field | None:
     return lookup(field_or_label)
 
 
+def _is_int(raw: bytes) -> bool:
+    """``raw`` is ``-?[0-9]{1,12}`` without a regex (``bytes.isdigit`` is ASCII-only; ``int()``
+    alone would also take ``+1``, `` 1`` and ``1_0``)."""
+    if raw[:1] == b"-":
+        raw = raw[1:]
+    return raw.isdigit() and len(raw) <= _MAX_DIGITS
+
+
 def try_decode(field: Field, raw: bytes) -> Value | None:
     """``raw`` decoded as ``field``; None when it does not parse as the field's kind."""
     kind = field.kind
@@ -676,23 +687,23 @@ def try_decode(field: Field, raw: bytes) -> Value | None:
         return text_of(raw)
     if raw == _NOT_AVAILABLE:
         return UNAVAILABLE
-    if kind is Kind.NUMBER:
-        if _INT.fullmatch(raw) is None:
+    if kind is Kind.NUMBER:  # the common case, kept cheap: no regex, no property
+        if not _is_int(raw):
             return None
         number = int(raw)
         if number == -1 and field.label == _INFINITE_LABEL:
             return math.inf
-        divisor = field.divisor
+        divisor = _DIVISORS.get(field.scale) or field.divisor
         return number if divisor == 1 else number / divisor
     if kind is Kind.ON_OFF:
         return True if raw == b"ON" else False if raw == b"OFF" else None
     if kind is Kind.ENUM:
-        if _INT.fullmatch(raw) is None:
+        if not _is_int(raw):
             return None
         code = int(raw)
         return field.table.get(code, f"unknown ({code})")
     if kind is Kind.BITMASK:
-        if _INT.fullmatch(raw) is None or raw[:1] == b"-":
+        if raw[:1] == b"-" or not _is_int(raw):
             return None
         return _reasons(int(raw), field.table)
     if kind is Kind.HEX_BITMASK or kind is Kind.PID:

@@ -53,6 +53,7 @@ from typing import cast
 from .fields import (
     CATALOGUE,
     UNAVAILABLE,
+    Field,
     Value,
     parse_pid,
     product_family,
@@ -466,18 +467,27 @@ def _records(raw: bytes) -> list[bytes]:
 
 
 def _decode_pair(label_b: bytes, value_b: bytes) -> _Entry:
-    label = label_b.decode("ascii")  # the parser admits only [A-Za-z0-9_#] labels
     text = text_of(value_b)
-    known = CATALOGUE.get(label)
+    known = _KNOWN_LABELS.get(label_b)
     if known is None:
+        label = label_b.decode("ascii")  # the parser admits only [A-Za-z0-9_#] labels
         return (label, text), (label, text), _UNKNOWN_LABEL, None
-    value = try_decode(known, value_b)
+    label, found, outcome = known
+    value = try_decode(found, value_b)
     if value is None:
-        return (known.name, text), (label, text), _UNDECODABLE, None
-    outcome = _IDENTITY.get(label, _PLAIN)
+        return (found.name, text), (label, text), _UNDECODABLE, None
     extra: object = None
     if outcome == _PID_FIELD:
-        extra = parse_pid(value_b)  # not None: the value decoded as a PID
+        extra = parse_pid(value_b)  # None only for "---" (UNAVAILABLE)
     elif outcome == _FIRMWARE_FIELD:
         extra = str(value)
-    return (known.name, value), (label, text), outcome, extra
+    return (found.name, value), (label, text), outcome, extra
+
+
+# The catalogue by wire label, with what a decoded field of that label sets (computed once).
+_KNOWN_LABELS: Mapping[bytes, tuple[str, Field, int]] = MappingProxyType(
+    {
+        label.encode("ascii"): (label, found, _IDENTITY.get(label, _PLAIN))
+        for label, found in CATALOGUE.items()
+    }
+)
