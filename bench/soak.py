@@ -36,7 +36,7 @@ The defaults (a simulated day at 200x) take about 7 minutes. The issue's week at
 ``--days 7 --speed 100`` (1 h 41 min). At 400x on the shared 2-core machine the service fell
 behind (bytes dropped); at 200x and below it kept up.
 
-Usage: python bench/soak.py [--days 1] [--speed 200] [--devices 4] [--sample 10]
+Usage: python bench/soak.py [--days 1] [--speed 200] [--devices 4] [--sample 10] [--no-mqtt]
 """
 
 from __future__ import annotations
@@ -437,7 +437,7 @@ async def soak(args: argparse.Namespace, folder: Path) -> int:
     if args.mqtt:
         broker = Mosquitto(folder / "mosquitto").start()
     else:
-        print("note: mosquitto not installed: MQTT output off (apt-get install mosquitto)")
+        print("note: MQTT output off (--no-mqtt, or no mosquitto: apt-get install mosquitto)")
     fake = FakeDomoticz()
     await fake.start()
     for feed in feeds:
@@ -717,8 +717,9 @@ def main() -> int:
     parser.add_argument("--pi-ratio", type=float, default=10.0, help="Pi 3 core / this core")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--verbose", "-v", action="store_true", help="print samples as they come")
+    parser.add_argument("--no-mqtt", action="store_true", help="MQTT output off")
     args = parser.parse_args()
-    args.mqtt = os.path.exists(MOSQUITTO)
+    args.mqtt = os.path.exists(MOSQUITTO) and not args.no_mqtt
     for line in _iter_header():
         print(line)
     folder = Path(tempfile.mkdtemp(prefix="vedirect-soak-"))
