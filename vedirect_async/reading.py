@@ -189,7 +189,7 @@ class Assembler:
         # Up to 32 distinct unknown labels seen (for logs and /health), in order of arrival.
         self.unknown_label_names: list[str] = []
         self._pending: list[TextBlock] = []
-        self._cache: dict[bytes, _Entry] = {}
+        self._cache = _RecordCache()
         self._pending_mono = 0.0
         self._expected = 0  # learned blocks per update (valid when _learned)
         self._learned = False
@@ -312,7 +312,7 @@ class Assembler:
             return None
         start += 2  # the record itself, without the CR LF before it
         record = raw[start : raw.find(b"\r\n", start)]  # the Checksum record follows
-        entry = self._cache.get(record) or self._miss(record)  # decoded once, parsed once
+        entry = self._cache[record]  # decoded once, parsed once
         return cast("int | None", entry[3])  # a PID record's extra: the id, None if malformed
 
     def _feed_continuation(self, block: TextBlock, wall: datetime, mono: float) -> Reading | None:
@@ -383,17 +383,14 @@ class Assembler:
     def _decode(self, blocks: list[TextBlock], wall: datetime, mono: float) -> Reading:
         # The hot path: one C-level pass per step over the update's records. Each record
         # ("V\t12800", straight from the verified block) is looked up whole in the cache, so
-        # a repeated record costs one dict lookup; values and raw are then built from the
-        # cached pairs without a Python-level loop. Only the few records that set identity or
-        # count a bad field (``_Entry.outcome`` != 0) are looked at one by one.
-        cache = self._cache
+        # a repeated record costs one dict lookup (a new one is decoded by the cache itself);
+        # values and raw are then built from the cached pairs without a Python-level loop.
+        # Only the few records that set identity or count a bad field (``_Entry.outcome``
+        # != 0) are looked at one by one.
+        decoded = self._cache.__getitem__
         entries: list[_Entry] = []
         for block in blocks:
-            records = _records(block.raw)
-            found: list[_Entry | None] = [*map(cache.get, records)]
-            if not all(found):  # an entry is a non-empty tuple; a miss is None
-                found = [e or self._miss(r) for e, r in zip(found, records, strict=True)]
-            entries += cast("list[_Entry]", found)  # no None left
+            entries += map(decoded, _records(block.raw))
         pid: int | None = None
         for _, (label, text), outcome, extra in filter(_OUTCOME, entries):
             if outcome == _PID_FIELD:
@@ -417,15 +414,6 @@ class Assembler:
             serial=self._serial,
             firmware=self._firmware,
         )
-
-    def _miss(self, record: bytes) -> _Entry:
-        """Decode one record not in the cache, and cache it (bounded: cleared when full)."""
-        cache = self._cache
-        if len(cache) >= _CACHE_SIZE:
-            cache.clear()
-        label, _, value = record.partition(b"\t")  # the parser checked: one TAB per record
-        entry = cache[record] = _decode_pair(label, value)
-        return entry
 
     def _count_bad(self, label: str, outcome: int) -> None:
         if outcome == _UNKNOWN_LABEL:
@@ -451,12 +439,28 @@ _Entry = tuple[tuple[str, Value], tuple[str, str], int, object]
 _KEY_VALUE = operator.itemgetter(0)
 _LABEL_TEXT = operator.itemgetter(1)
 _OUTCOME = operator.itemgetter(2)
-# Decoded records are cached per assembler: most values repeat from one update to the next
-# (identity, history, ON/OFF, slow counters), which makes decoding several times faster. The
-# cache is simply cleared when full, so its memory stays bounded (~0.5 MB).
+# Decoded records are cached per assembler (_RecordCache): most values repeat from one update
+# to the next (identity, history, ON/OFF, slow counters), which makes decoding several times
+# faster.
 _CACHE_SIZE = 2048
 _MAX_UNKNOWN_NAMES = 32
 _CHECKSUM_RECORD = 12  # b"\r\nChecksum\t" and the checksum byte end every verified block
+
+
+class _RecordCache(dict[bytes, _Entry]):
+    """Wire record -> its decoded entry; ``cache[record]`` decodes and stores a new record.
+
+    Bounded: simply cleared when full, so its memory stays small (~0.5 MB).
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, record: bytes) -> _Entry:
+        if len(self) >= _CACHE_SIZE:
+            self.clear()
+        label, _, value = record.partition(b"\t")  # the parser checked: one TAB per record
+        entry = self[record] = _decode_pair(label, value)
+        return entry
 
 
 def _records(raw: bytes) -> list[bytes]:
