@@ -247,9 +247,12 @@ class DeviceReader:
             state = self.state
             state.last_byte = now
             assembler = self._assembler
+            wall: datetime | None = None  # read once per chunk, and only if a block is in it
             for event in self._parser.feed(data):
                 if type(event) is TextBlock:
-                    reading = assembler.feed(event, datetime.now(UTC), now)
+                    if wall is None:
+                        wall = datetime.now(UTC)
+                    reading = assembler.feed(event, wall, now)
                     if reading is not None:
                         self._publish(reading)
                 elif type(event) is ErrorEvent:
