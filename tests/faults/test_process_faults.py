@@ -45,10 +45,11 @@ async def test_sigterm_at_random_moments_exits_0_within_2s_with_whole_lines(
     tmp_path: Path, mqtt: MqttRecorder, services: list[ServiceProcess]
 ) -> None:
     """SIGTERM at 8 seeded moments (0-0.7 s after the entry point started, i.e. during the
-    imports and start-up, or while readings flow and rows are written): exit status 0 within
-    2 s, whole CSV lines, one header, MQTT ``offline``."""
+    imports and start-up, or while readings flow and rows are written) and once during the
+    imports: exit status 0 within 2 s, whole CSV lines, one header, MQTT ``offline``."""
     rng = random.Random(20261125)
     moments = [(rng.choice(("starting", "running")), rng.uniform(0.0, 0.7)) for _ in range(8)]
+    moments.append(("imports", 0.0))  # at once: the service is still importing its modules
     results: list[str] = []
 
     async def one(i: int, phase: str, delay: float) -> None:
@@ -66,8 +67,10 @@ async def test_sigterm_at_random_moments_exits_0_within_2s_with_whole_lines(
         feeder.start()
         try:
             await service.start(wait=phase == "running")
-            if phase == "starting":  # from the entry point on (interpreter start-up excluded)
-                await wait_until(lambda: service.catches(signal.SIGTERM), 10.0, "entry point")
+            if phase != "running":  # from the entry point on (interpreter start-up excluded)
+                await wait_until(
+                    lambda: service.catches(signal.SIGTERM), 10.0, "entry point", poll=0.005
+                )
             else:
                 await wait_until(lambda: len(whole_lines(csv_path)) >= 3, 10.0, "rows")
             await asyncio.sleep(delay)  # the random moment itself
@@ -77,6 +80,8 @@ async def test_sigterm_at_random_moments_exits_0_within_2s_with_whole_lines(
             dev.close()
         assert code == 0, f"{phase} +{delay:.2f} s: exit {code}\n{service.stderr()}"
         assert took <= 2.0, f"{phase} +{delay:.2f} s: took {took:.2f} s"
+        if phase == "imports":
+            assert "configuration from" not in service.stderr(), "stopped only after start-up"
         lines = whole_lines(csv_path)
         assert lines.count(HEADER) == (1 if lines else 0)
         assert "Traceback" not in service.stderr(), service.stderr()
