@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
+import pickle
 from datetime import UTC, datetime
 
 import pytest
@@ -308,6 +311,23 @@ def test_reading_is_immutable() -> None:
         reading.device = "x"  # type: ignore[misc]
     with pytest.raises(TypeError):
         reading.values["voltage"] = 0  # type: ignore[index]
+
+
+def test_assembled_reading_is_an_ordinary_reading() -> None:
+    """The assembler's fast-built Reading equals, copies and pickles like Reading(...)."""
+    asm = Assembler("bmv")
+    asm.feed(bmv_main(), WALL, 0.0)
+    reading = asm.feed(bmv_history(), WALL, 0.5)
+    assert reading is not None
+    built = Reading(**{f.name: getattr(reading, f.name) for f in dataclasses.fields(Reading)})
+    assert reading == built
+    assert repr(reading) == repr(built)
+    assert dataclasses.replace(reading, device="x") == dataclasses.replace(built, device="x")
+    assert copy.copy(reading) == built
+    again = pickle.loads(pickle.dumps(dataclasses.replace(reading, values=dict(reading.values))))
+    assert again == dataclasses.replace(built, values=dict(built.values))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        reading.pid = 1  # type: ignore[misc]
 
 
 def test_as_json_marks_unavailable_and_infinite() -> None:
