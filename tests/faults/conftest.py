@@ -211,6 +211,7 @@ class Setup:
     mqtt_port: int | None = None
     client_id: str = "faults"
     extra: dict[str, dict[str, object]] = field(default_factory=dict)
+    more_devices: dict[str, str] = field(default_factory=dict)  # name -> port, after "bmv"
 
     def toml(self) -> str:
         sections: dict[str, dict[str, object]] = {
@@ -259,7 +260,9 @@ class Setup:
                 {"idx": idx, "kind": kind, "field": label}
                 for idx, (kind, label) in DOMOTICZ_DEVICES.items()
             ]
-        return to_toml({"device": [{"name": "bmv", "port": self.port}], **sections})
+        devices = [{"name": "bmv", "port": self.port}]
+        devices += [{"name": name, "port": port} for name, port in self.more_devices.items()]
+        return to_toml({"device": devices, **sections})
 
 
 # -- the service process --------------------------------------------------------------------------

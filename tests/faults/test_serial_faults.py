@@ -15,6 +15,7 @@ import asyncio
 import random
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -270,7 +271,7 @@ async def test_a_lost_block_between_two_halves_never_merges_two_updates(
     feeder = Feeder(device, source)
     feeder.start()
     await service.start()
-    target = 60
+    target = 40
     await wait_until(lambda: len(csv_observations(csv_path)[1]) >= target, 15.0, "rows")
     await feeder.stop()
     _, seen = csv_observations(csv_path)
@@ -282,3 +283,72 @@ async def test_a_lost_block_between_two_halves_never_merges_two_updates(
     ]
     assert not mixed, f"{len(mixed)} rows merge two updates: {mixed[:3]}"
     assert service.alive
+
+
+async def test_a_failing_device_never_slows_or_leaks_into_another(
+    tmp_path: Path, device: PtyDevice, mqtt: MqttRecorder, services: list[ServiceProcess]
+) -> None:
+    """While one device is unplugged, garbled and silent, a second device on its own pty keeps
+    a CSV row and an MQTT state per reading, and no value of either device shows up in the
+    other's CSV file or topic (field-problems F: several devices)."""
+    other = PtyDevice(tmp_path / "usb-VictronEnergy_BV_VE_Direct_cable_OTHER-if00-port0")
+    other.plug()
+    valid = {"bmv": Valid(), "mppt": Valid()}
+    bmv = Stream(valid["bmv"], seed=4)
+    mppt = Stream(valid["mppt"], seed=5)
+    mppt.kind = "mppt"
+    setup = Setup(
+        tmp_path,
+        str(device.link),
+        csv_path=tmp_path / "{device}.csv",
+        csv_columns=["Time", "V", "I", "PPV", "SOC"],
+        mqtt_port=mqtt.broker.port,
+        more_devices={"mppt": str(other.link)},
+    )
+    service = ServiceProcess(setup)
+    services.append(service)
+    feeders = [Feeder(device, bmv), Feeder(other, mppt)]
+    for feeder in feeders:
+        feeder.start()
+    try:
+        await service.start()
+        paths = {name: tmp_path / f"{name}.csv" for name in valid}
+
+        def rows(name: str) -> int:
+            return len(csv_observations(paths[name])[1])
+
+        def more_rows(name: str, count: int) -> bool:
+            return rows(name) >= count
+
+        def states(name: str) -> int:
+            return len(mqtt.topic(f"vedirect/{name}/state"))
+
+        await wait_until(lambda: min(rows("bmv"), rows("mppt")) >= 3, 10.0, "both devices")
+        kept: list[str] = []
+        for label, hold in (("unplug", 1.0), ("garbage", 1.2), ("silent", 1.0)):
+            rows0, states0, ticks0 = rows("mppt"), states("mppt"), feeders[1].ticks
+            if label == "unplug":
+                device.unplug()
+            else:
+                bmv.mode = label
+            await asyncio.sleep(hold)  # the fault on the first device lasts this long
+            fed = feeders[1].ticks - ticks0
+            got_rows, got_states = rows("mppt") - rows0, states("mppt") - states0
+            assert got_rows >= 0.9 * fed - 1, f"{label}: mppt rows {got_rows} for {fed}"
+            assert got_states >= 0.9 * fed - 1, f"{label}: mppt states {got_states} for {fed}"
+            kept.append(f"{label}: mppt {got_rows} rows, {got_states} states for {fed} s")
+            if label == "unplug":
+                device.plug()
+            bmv.mode = "clean"
+            await wait_until(partial(more_rows, "bmv", rows("bmv") + 2), RESUME_BOUND, "bmv back")
+    finally:
+        for feeder in feeders:
+            await feeder.stop()
+        other.close()
+    for name, clean in valid.items():
+        seen = csv_observations(paths[name])[1]
+        seen += [state_observation(m.payload) for m in mqtt.topic(f"vedirect/{name}/state")]
+        bad = clean.bad(seen)
+        assert not bad, f"{name}: {len(bad)} values not from its own clean stream: {bad[:3]}"
+    assert service.alive
+    sys.stderr.write("isolation: " + "; ".join(kept) + "\n")
