@@ -672,6 +672,13 @@ def _field_of(field_or_label: Field | str | bytes) -> Field | None:
     return lookup(field_or_label)
 
 
+# Kind members as plain module constants: ``Kind.X`` is an enum class attribute lookup, ten
+# times slower than a global, and try_decode runs for every new value on the hot path.
+_TEXT_KIND, _NUMBER_KIND, _ON_OFF_KIND, _ENUM_KIND = Kind.TEXT, Kind.NUMBER, Kind.ON_OFF, Kind.ENUM
+_BITMASK_KIND, _HEX_BITMASK_KIND, _PID_KIND = Kind.BITMASK, Kind.HEX_BITMASK, Kind.PID
+_FIRMWARE_EXT_KIND = Kind.FIRMWARE_EXT
+
+
 def _is_int(raw: bytes) -> bool:
     """``raw`` is ``-?[0-9]{1,12}`` without a regex (``bytes.isdigit`` is ASCII-only; ``int()``
     alone would also take ``+1``, `` 1`` and ``1_0``)."""
@@ -683,11 +690,11 @@ def _is_int(raw: bytes) -> bool:
 def try_decode(field: Field, raw: bytes) -> Value | None:
     """``raw`` decoded as ``field``; None when it does not parse as the field's kind."""
     kind = field.kind
-    if kind is Kind.TEXT:
+    if kind is _TEXT_KIND:
         return text_of(raw)
     if raw == _NOT_AVAILABLE:
         return UNAVAILABLE
-    if kind is Kind.NUMBER:  # the common case, kept cheap: no regex, no property
+    if kind is _NUMBER_KIND:  # the common case, kept cheap: no regex, no property
         if not _is_int(raw):
             return None
         number = int(raw)
@@ -695,25 +702,25 @@ def try_decode(field: Field, raw: bytes) -> Value | None:
             return math.inf
         divisor = _DIVISORS.get(field.scale) or field.divisor
         return number if divisor == 1 else number / divisor
-    if kind is Kind.ON_OFF:
+    if kind is _ON_OFF_KIND:
         return True if raw == b"ON" else False if raw == b"OFF" else None
-    if kind is Kind.ENUM:
+    if kind is _ENUM_KIND:
         if not _is_int(raw):
             return None
         code = int(raw)
         return field.table.get(code, f"unknown ({code})")
-    if kind is Kind.BITMASK:
+    if kind is _BITMASK_KIND:
         if raw[:1] == b"-" or not _is_int(raw):
             return None
         return _reasons(int(raw), field.table)
-    if kind is Kind.HEX_BITMASK or kind is Kind.PID:
+    if kind is _HEX_BITMASK_KIND or kind is _PID_KIND:
         hex_number = parse_pid(raw)
         if hex_number is None:
             return None
-        if kind is Kind.PID:
+        if kind is _PID_KIND:
             return f"0x{hex_number:04X}"
         return _reasons(hex_number, field.table)
-    return format_firmware(raw, extended=kind is Kind.FIRMWARE_EXT)
+    return format_firmware(raw, extended=kind is _FIRMWARE_EXT_KIND)
 
 
 def decode_value(field_or_label: Field | str | bytes, raw: bytes) -> Value:
