@@ -2,8 +2,9 @@
 
 One service process reads a pty fed with one-block updates whose every value says which update
 it is (``V = 10 V + n mV``), so any output's value tells exactly which reading it carries. Each
-fault runs alone, then three at once: Domoticz refused, slow, hanging, answering 401 and ERR; the
-broker down and back; the CSV file system full, then read-only. During each fault the unaffected
+fault runs alone, then three at once: Domoticz refused, slow, hanging, answering 401, ERR, 500,
+an empty reply or non-JSON; the broker down and back; the CSV file system full, the file
+deleted, the directory read-only. During each fault the unaffected
 outputs must keep their rate (CSV and MQTT: a row / state message per reading; Domoticz: a post
 per interval; /api/readings: fresh), ``/health`` must name the failing output, and after the
 fault the failed output must carry a reading newer than the recovery moment.
@@ -127,9 +128,10 @@ async def test_each_output_fault_alone_and_all_at_once_leave_the_others_at_full_
     tmpfs: Path,
     services: list[ServiceProcess],
 ) -> None:
-    """Domoticz refused/slow/hanging/401/ERR, broker down, CSV disk full and read-only, alone
-    and together: the other outputs keep their rate, /health names the failing one, every
-    output carries the newest reading after recovery, and the process never crashes."""
+    """Domoticz refused/slow/hanging/401/ERR/500/empty reply/non-JSON, broker down, CSV disk
+    full, file deleted and read-only, alone and together: the other outputs keep their rate,
+    /health names the failing one, every output carries the newest reading after recovery, and
+    the process never crashes."""
     csv_path = tmpfs / "out.csv"
     setup = Setup(
         tmp_path,
@@ -246,6 +248,13 @@ async def test_each_output_fault_alone_and_all_at_once_leave_the_others_at_full_
     await case(
         "domoticz ERR", ("domoticz",), set_attr("err_idx", {1, 2, 3, 4}), set_attr("err_idx", set())
     )
+    for fault in (Fault.HTTP500, Fault.CLOSE, Fault.NON_JSON):
+        await case(
+            f"domoticz {fault.value}",
+            ("domoticz",),
+            set_attr("fault", fault),
+            set_attr("fault", None),
+        )
     await case("broker down", ("mqtt",), broker.stop, broker.start)
     filler: list[Path] = []
     await case(
@@ -253,6 +262,13 @@ async def test_each_output_fault_alone_and_all_at_once_leave_the_others_at_full_
         ("csv",),
         lambda: filler.append(fill(tmpfs)),
         lambda: filler.pop().unlink(),
+    )
+    await case(
+        "csv file deleted",
+        ("csv",),
+        csv_path.unlink,
+        lambda: None,
+        reported=(),  # not a failure: the file is made again, under a new header
     )
     await case(
         "csv read-only", ("csv",), lambda: mount_read_only_over(tmpfs), lambda: unmount_top(tmpfs)
