@@ -336,11 +336,12 @@ class ServiceProcess:
             return ""
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
 
-    async def get(self, path: str) -> tuple[int, Any]:
-        """GET ``path``: (status, parsed JSON or text)."""
+    async def get(self, path: str, method: str = "GET") -> tuple[int, Any]:
+        """``method`` ``path`` (sent as given): (status, parsed JSON or text)."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3))
-        async with self._session.get(URL(self.base + path, encoded=True)) as response:
+        url = URL(self.base + path, encoded=True)
+        async with self._session.request(method, url) as response:
             text = await response.text()
             try:
                 return response.status, json.loads(text)

@@ -185,8 +185,9 @@ async def test_fuzzed_http_queries_get_400_or_404_never_500(
     tmp_path: Path, device: PtyDevice, services: list[ServiceProcess]
 ) -> None:
     """400 fuzzed query strings on /api/history, /api/readings, /health, /metrics and the
-    page, plus unknown paths: each answer is 200, 400 or 404 (400/404 with a message), never
-    a 500, and the process keeps serving readings."""
+    page, bad /api/stream queries, unknown paths and other methods: each answer is 200, 400 or
+    404 (400/404 with a message; 405 for a method), never a 500, and the process keeps
+    serving readings."""
     setup = Setup(tmp_path, str(device.link))
     service = ServiceProcess(setup)
     services.append(service)
@@ -202,12 +203,17 @@ async def test_fuzzed_http_queries_get_400_or_404_never_500(
     await wait_until(has_reading, 10.0, "a reading at /api/readings")
     targets = fuzzed_queries(seed=9, count=400)
     targets += ["/nope", "/api", "/api/", "/api/history/x", "/%2e%2e/etc/passwd", "/health/"]
+    # the live stream only streams for a valid query: bad ones must be refused at once
+    targets += ["/api/stream?x=1", "/api/stream?device=bmv&device=bmv", "/api/stream?%ff=1"]
+    requests = [("GET", target) for target in targets]
+    requests += [(method, path) for method in ("POST", "PUT", "DELETE") for path in PATHS]
     statuses: dict[int, int] = {}
     bad: list[str] = []
-    for target in targets:
-        status, body = await service.get(target)
+    for method, target in requests:
+        status, body = await service.get(target, method)
         statuses[status] = statuses.get(status, 0) + 1
-        if status not in (200, 400, 404) or (status != 200 and not body):
+        allowed = (200, 400, 404) if method == "GET" else (405,)
+        if status not in allowed or (status != 200 and not body):
             bad.append(f"{target} -> {status} {str(body)[:200]}")
         if status == 400 and not (isinstance(body, dict) and body.get("error")):
             bad.append(f"{target} -> 400 without an error message: {str(body)[:200]}")
