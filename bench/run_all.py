@@ -1,7 +1,7 @@
 """Run every benchmark in ``bench/`` with a quick setting and print one summary table.
 
 ``make bench`` runs this. Each ``bench/*.py`` script (helpers excepted) runs as its own
-process, with the quick arguments below (about ten minutes for all on a 2-core machine; each
+process, with the quick arguments below (5-10 minutes for all on a 2-core machine; each
 script's own defaults may be longer, see its docstring). Its output is echoed as it finishes,
 then the headline figures are picked out of it for the table. A benchmark that fails, times
 out or prints nothing recognisable is reported in the table, never fatal; the exit code is
