@@ -19,7 +19,7 @@ __all__ = ["REGISTRY", "Output", "build_outputs"]
 
 Factory = Callable[[Config], Output | None]
 
-# config section name -> factory. Filled in by the output modules' issues.
+# config section name -> factory (the order is the start order).
 REGISTRY: dict[str, Factory] = {
     "csv": csv_output,
     "domoticz": domoticz_output,
