@@ -169,17 +169,9 @@ class Subscription:
 
     async def get(self) -> Reading:
         """Wait for the next reading. Raises asyncio.CancelledError when cancelled."""
-        while True:
-            reading = self.get_nowait()
-            if reading is not None:
-                return reading
-            if self._closed:
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+        while (reading := self.get_nowait()) is None:
+            await self.wait()
+        return reading
 
     async def wait(self) -> None:
         """Wait until at least one reading is queued."""
