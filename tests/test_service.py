@@ -17,6 +17,7 @@ from typing import ClassVar
 
 import pytest
 
+from vedirect_async.backoff import Backoff
 from vedirect_async.config import (
     Config,
     CsvConfig,
@@ -30,7 +31,6 @@ from vedirect_async.outputs.base import Output
 from vedirect_async.parser import Parser, TextBlock, encode_block
 from vedirect_async.reading import Assembler
 from vedirect_async.service import ReadingLog, Service, Supervisor, summarize
-from vedirect_async.watchdog import Backoff
 
 from .pty_device import PtyDevice, bmv_block
 

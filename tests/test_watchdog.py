@@ -10,9 +10,10 @@ from collections.abc import Callable
 
 import pytest
 
+from vedirect_async.backoff import Backoff
 from vedirect_async.config import WatchdogConfig
 from vedirect_async.hub import DeviceState, ReaderState
-from vedirect_async.watchdog import Backoff, check
+from vedirect_async.watchdog import check
 
 from .pty_device import PtyDevice, bmv_block, start_reader, wait_until
 

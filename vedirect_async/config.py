@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .errors import ConfigError
+
 __all__ = [
     "ENV_PREFIX",
     "Config",
@@ -44,10 +46,6 @@ __all__ = [
 
 ENV_PREFIX = "VEDIRECT_"
 SECRET_KEYS = frozenset({"password", "token", "password_file"})
-
-
-class ConfigError(Exception):
-    """A configuration problem, as one line: file, line, key, bad value, expectation."""
 
 
 def _doc(text: str, **bounds: Any) -> dict[str, Any]:

@@ -25,12 +25,12 @@ from datetime import UTC, datetime
 import serial
 import serial_asyncio_fast
 
+from .backoff import Backoff
 from .config import DeviceConfig, WatchdogConfig
 from .hub import DeviceState, Hub, ReaderState
 from .logsetup import RateLimitedLogger
 from .parser import ErrorEvent, Parser, TextBlock
 from .reading import Assembler, Reading
-from .watchdog import Backoff
 
 __all__ = ["SIMULATOR_PREFIX", "DeviceReader", "describe_open_error"]
 

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .backoff import Backoff
 from .config import Config, ConfigError, load_config, masked
 from .fields import lookup
 from .hub import DeviceState, Hub, OutputState, Subscription
@@ -30,7 +31,7 @@ from .outputs import build_outputs
 from .outputs.base import Output
 from .reading import Reading
 from .serial_port import DeviceReader
-from .watchdog import Backoff, Watchdog
+from .watchdog import Watchdog
 from .web import WebServer
 
 __all__ = [

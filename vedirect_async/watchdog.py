@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,33 +31,9 @@ from .hub import DeviceState, ReaderState
 if TYPE_CHECKING:
     from .serial_port import DeviceReader
 
-__all__ = ["Backoff", "Verdict", "Watchdog", "check"]
+__all__ = ["Verdict", "Watchdog", "check"]
 
 _LOGGER = logging.getLogger(__name__)
-
-
-class Backoff:
-    """Capped exponential backoff with jitter: about initial, 2x, 4x ... up to ``maximum``.
-
-    Each delay is the exponential step scaled by a random factor in [0.8, 1.2] (so readers
-    that failed together do not retry in lockstep), never above ``maximum``.
-    """
-
-    def __init__(self, initial: float, maximum: float, rng: random.Random | None = None) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def next(self) -> float:
-        """The delay before the next attempt; each call doubles the base up to the cap."""
-        base = min(self.maximum, self.initial * 2.0 ** min(self.attempt, 32))
-        self.attempt += 1
-        return min(self.maximum, base * self._rng.uniform(0.8, 1.2))
-
-    def reset(self) -> None:
-        """After a success: the next failure waits ``initial`` again."""
-        self.attempt = 0
 
 
 @dataclass(frozen=True, slots=True)

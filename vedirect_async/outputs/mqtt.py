@@ -40,10 +40,10 @@ import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
 from .. import __version__, fields
+from ..backoff import Backoff
 from ..config import Config, DomoticzDevice, MqttConfig
 from ..hub import Hub, OutputState, ReaderState, Subscription
 from ..reading import Reading, Value, json_value
-from ..watchdog import Backoff
 from .base import Output
 from .domoticz import format_value
 
