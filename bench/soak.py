@@ -30,7 +30,7 @@ whether the service kept up (its reading count against the generated one, bytes 
 
 CPU per device-day = service CPU seconds / simulated device-days; one core = 86,400 / that;
 Raspberry Pi 3: the same, with the CPU cost multiplied by ``--pi-ratio`` (default 10; see
-the README for why), an estimate, not a measurement.
+docs/figures.md for why), an estimate, not a measurement.
 
 The defaults (a simulated day at 200x) take about 7 minutes. The issue's week at 100x is
 ``--days 7 --speed 100`` (1 h 41 min). At 400x on the shared 2-core machine the service fell
@@ -654,7 +654,7 @@ def report(
     ):
         for line in bad[:5]:
             print(f"  corrupt {label}: {line}")
-    print(f"\npure-Python speed here: {pystone_like():.2f} M loop iterations/s (see README)")
+    print(f"\npure-Python speed here: {pystone_like():.2f} M loop iterations/s (docs/figures.md)")
 
 
 def flat(values: list[int]) -> tuple[str, str]:
