@@ -97,7 +97,6 @@ PENDING: dict[str, str] = {
     "import web -> outputs.csv_log": "H3: the web backfill uses csv_columns",
     "import outputs.mqtt -> outputs.domoticz": "H8/H7: format_value moves to present",
     "size hexframe": "H5: hexframe split (registers)",
-    "size simulator": "H5: simulator.py -> simulator/ package",
     "size web": "H3: web.py -> web/ package",
     "size outputs.csv_log": "H2: the CSV output on the delivery scaffold",
     "size outputs.domoticz": "H7: outputs/domoticz/ package",
