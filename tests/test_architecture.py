@@ -33,11 +33,14 @@ MAX_LINES = 600
 # Layer of each module (dotted name below vedirect_async; "x.*" = package x and all under it).
 # docs/architecture.md explains them; a new module needs a line here and one there.
 LAYERS: dict[str, int] = {
-    "": 0,  # vedirect_async/__init__.py: only __version__
+    # 0 foundation, standard library only: __version__ and the exception hierarchy
+    "": 0,
+    "errors": 0,
     # 1 protocol core: pure, bytes in, values out
     "parser": 1,
     "hexframe": 1,
     "registers": 1,
+    "daily": 1,  # MPPT daily-history records (HEX)
     "fields": 1,
     "fields.*": 1,
     "reading": 1,
@@ -45,8 +48,8 @@ LAYERS: dict[str, int] = {
     "present": 1,
     "csv_columns": 1,
     # 2 runtime basics
-    "errors": 2,
     "backoff": 2,
+    "config_loader": 2,
     "config": 2,
     "logsetup": 2,
     "state": 2,
@@ -65,16 +68,17 @@ LAYERS: dict[str, int] = {
     "web.*": 4,
     "history": 4,
     # 5 wiring and the command line
+    "settings": 5,  # the configuration with every registered output's section
     "service": 5,
     "cli": 5,
     "cli.*": 5,
     "healthcheck": 5,
     "__main__": 5,
 }
-LAYER_NAMES = {0: "package", 1: "protocol core", 2: "runtime", 3: "devices", 4: "outputs"}
+LAYER_NAMES = {0: "foundation", 1: "protocol core", 2: "runtime", 3: "devices", 4: "outputs"}
 LAYER_NAMES[5] = "service and CLI"
 
-CORE = ("parser", "hexframe", "registers", "fields", "reading", "decoder", "present")
+CORE = ("parser", "hexframe", "registers", "daily", "fields", "reading", "decoder", "present")
 RUNTIME_LIBRARIES = frozenset(
     {"asyncio", "aiohttp", "aiomqtt", "aiofiles", "serial", "serial_asyncio_fast", "yarl"}
 )
@@ -88,6 +92,7 @@ NEW_MODULES: dict[str, str] = {
     "decoder": "H1 (the Decoder facade)",
     "present": "H2 (the presentation layer)",
     "registers": "H5 (the HEX register table)",
+    "daily": "H5 (MPPT daily-history records)",
     "csv_columns": "H2 (CSV columns shared by the CSV output and the web backfill)",
 }
 
