@@ -35,6 +35,7 @@ from vedirect_async.config import (
 from vedirect_async.hub import Hub, OutputHealth, ReaderState
 from vedirect_async.outputs import REGISTRY
 from vedirect_async.outputs.mqtt import (
+    UNKNOWN_OPTION,
     MqttOutput,
     Topics,
     discovery_configs,
@@ -81,9 +82,10 @@ HA_STATE_CLASSES: dict[str | None, set[str | None]] = {
 }
 HA_BINARY_CLASSES = {None, "problem", "power", "battery", "connectivity", "running", "safety"}
 HA_SENSOR_KEYS = {
-    "name", "unique_id", "default_entity_id", "state_topic", "value_template", "availability_topic",
-    "payload_available", "payload_not_available", "device", "origin", "device_class",
-    "state_class", "unit_of_measurement", "options", "expire_after", "force_update", "qos",
+    "name", "unique_id", "object_id", "default_entity_id", "state_topic", "value_template",
+    "availability_topic", "payload_available", "payload_not_available", "device", "origin",
+    "device_class", "state_class", "unit_of_measurement", "options", "expire_after",
+    "force_update", "qos", "json_attributes_topic", "json_attributes_template",
 }  # fmt: skip
 HA_BINARY_KEYS = (HA_SENSOR_KEYS - {"state_class", "unit_of_measurement", "options"}) | {
     "payload_on",
@@ -270,6 +272,7 @@ def check_ha_sensor(topic: str, config: dict[str, Any]) -> None:
     assert "#" not in config["state_topic"]
     assert config["unique_id"]
     assert config["default_entity_id"] == f"{component}.{config['unique_id']}"
+    assert config["object_id"] == config["unique_id"]  # HA before 2025.10 reads only this
     assert config["availability_topic"]
     device = config["device"]
     assert set(device) <= HA_DEVICE_KEYS
@@ -329,7 +332,7 @@ def test_entity_mapping_covers_catalogue() -> None:
         entity = entity_for(field.name)
         assert entity is not None
         assert entity.device_class == "enum"
-        assert set(entity.options) == set(field.table.values())
+        assert set(entity.options) == {*field.table.values(), UNKNOWN_OPTION}
     for label in ("Relay", "Alarm", "LOAD"):
         entity = entity_for(fields.lookup(label).name)  # type: ignore[union-attr]
         assert entity is not None
@@ -345,6 +348,7 @@ def test_entity_mapping_covers_catalogue() -> None:
             continue
         config: dict[str, Any] = {"state_topic": "s", "unique_id": "u", "availability_topic": "a"}
         config["default_entity_id"] = "sensor.u"
+        config["object_id"] = "u"
         config["device"] = {"identifiers": ["x"], "manufacturer": "Victron Energy"}
         for key, value in (
             ("device_class", entity.device_class),
@@ -437,13 +441,16 @@ async def test_reader_silenced_goes_offline_then_online(broker: Mosquitto) -> No
     device.state = ReaderState.READING
     output = MqttOutput(mqtt_config(broker), device_names=["bmv"])
     topic = "vedirect/bmv/availability"
+    readings = simulated_readings("bmv712", 2)
     async with subscriber(broker, topic) as sub, running(output, hub):
+        hub.publish(readings[0])  # "online" only follows a fresh state
         await sub.wait_for(lambda m: m.payload == b"online")
         mark = len(sub.messages)
         device.state = ReaderState.SILENT
         await sub.wait_for(lambda m: m.payload == b"offline", start=mark)
         mark = len(sub.messages)
         device.state = ReaderState.READING
+        hub.publish(readings[1])
         await sub.wait_for(lambda m: m.payload == b"online", start=mark)
 
 
@@ -650,6 +657,7 @@ async def test_cancel_is_prompt_and_leaves_offline(broker: Mosquitto) -> None:
     output = MqttOutput(mqtt_config(broker), device_names=["bmv"])
     async with subscriber(broker, "vedirect/bmv/availability") as sub:
         async with running(output, hub) as task:
+            hub.publish(simulated_readings("bmv712", 1)[0])  # "online" follows a fresh state
             await sub.wait_for(lambda m: m.payload == b"online")
             mark = len(sub.messages)
             started = time.monotonic()
@@ -713,10 +721,11 @@ async def test_state_interval_limits_state_messages(broker: Mosquitto) -> None:
     async with subscriber(broker, "vedirect/bmv/#") as sub, running(output, hub):
         hub.publish(readings[0])
         await sub.wait_for(lambda m: m.topic == "vedirect/bmv/state")
+        mark = len(sub.messages)  # (an "offline" came before the first state)
         for reading in readings[1:]:
             hub.publish(reading)
         device.state = ReaderState.SILENT  # the next thing the connection publishes
-        await sub.wait_for(lambda m: m.payload == b"offline")
+        await sub.wait_for(lambda m: m.payload == b"offline", start=mark)
     assert len(sub.on("vedirect/bmv/state")) == 1
 
 

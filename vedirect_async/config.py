@@ -280,7 +280,9 @@ class MqttConfig:
     keepalive: int = field(default=30, metadata=_doc("MQTT keepalive", min=5, max=3600))
     timeout: float = field(default=10.0, metadata=_doc("connect/publish timeout", min=0.1))
     reconnect_initial: float = field(default=1.0, metadata=_doc("first reconnect delay", min=0.01))
-    reconnect_max: float = field(default=60.0, metadata=_doc("reconnect delay cap", min=0.01))
+    reconnect_max: float = field(
+        default=15.0, metadata=_doc("reconnect delay cap (back within 15 s of a broker)", min=0.01)
+    )
     tls: bool = field(default=False, metadata=_doc("connect with TLS (usually port 8883)"))
     ca_file: str = field(default="", metadata=_doc("CA bundle for TLS; empty = system CAs"))
 

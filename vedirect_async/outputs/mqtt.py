@@ -11,9 +11,13 @@ Topics (``<prefix>`` from ``[mqtt] prefix``, ``<device>`` the ``[[device]] name`
   its own MQTT connection whose Last Will is ``offline`` on this topic, so a killed service
   or a lost network turns every device ``offline`` at every subscriber; ``offline`` is also
   published while the device's reader is not delivering (the watchdog's view) and at shutdown.
+  ``online`` follows a fresh state, never precedes it: after a (re)start or reconnection, and
+  after the reader was down, the current state is published first, so what is retained is live.
 - ``<discovery_prefix>/sensor|binary_sensor/<prefix>_<device>/<object>/config`` — Home
   Assistant discovery (also read by Domoticz's "MQTT Auto Discovery" hardware), retained,
-  sent again whenever ``<discovery_prefix>/status`` says ``online``.
+  sent again whenever ``<discovery_prefix>/status`` says ``online``. Enum entities list an
+  ``unknown code`` option that any code missing from the tables maps to, with the decoded
+  value (``unknown (99)``) as the ``received`` attribute: HA drops states outside the options.
 - ``domoticz_in`` (e.g. ``domoticz/in``) — ``{"idx", "nvalue", "svalue"}`` for each
   ``[[domoticz.devices]]`` mapping, for Domoticz's "MQTT Client Gateway".
 
@@ -48,10 +52,12 @@ from .base import Output
 from .domoticz import format_value
 
 __all__ = [
+    "UNKNOWN_OPTION",
     "MqttOutput",
     "discovery_configs",
     "domoticz_messages",
     "entity_for",
+    "entity_name",
     "mqtt_output",
     "safe_topic_level",
     "state_payload",
@@ -139,6 +145,66 @@ class Entity:
     options: tuple[str, ...] = ()
 
 
+#: the option an enum entity shows for a code missing from the catalogue's table (or a value
+#: that did not decode): HA drops any state that is not one of the options, so an unknown
+#: code must map to one; the code itself goes alongside as the ``received`` attribute
+UNKNOWN_OPTION = "unknown code"
+
+# Short entity names (HA shows "<device> <name>"; before 2025.10 it also built entity ids from
+# them): no catalogue notes like "(infinite when not discharging)", stable across versions.
+_NAMES: Mapping[str, str] = {
+    "voltage": "Battery voltage",
+    "voltage_2": "Battery 2 voltage",
+    "voltage_3": "Battery 3 voltage",
+    "aux_voltage": "Auxiliary voltage",
+    "mid_voltage": "Mid-point voltage",
+    "mid_deviation": "Mid-point deviation",
+    "current": "Battery current",
+    "current_2": "Battery 2 current",
+    "current_3": "Battery 3 current",
+    "load": "Load output",
+    "temperature": "Battery temperature",
+    "power": "Power",
+    "consumed_ah": "Consumed amp-hours",
+    "time_to_go": "Time to go",
+    "alarm": "Alarm",
+    "relay": "Relay",
+    "history_deepest_discharge": "Deepest discharge",
+    "history_last_discharge": "Last discharge",
+    "history_average_discharge": "Average discharge",
+    "history_charge_cycles": "Charge cycles",
+    "history_full_discharges": "Full discharges",
+    "history_cumulative_ah": "Cumulative amp-hours",
+    "history_min_voltage": "Minimum voltage",
+    "history_max_voltage": "Maximum voltage",
+    "history_since_full_charge": "Time since full charge",
+    "history_auto_syncs": "Automatic synchronisations",
+    "history_low_voltage_alarms": "Low voltage alarms",
+    "history_high_voltage_alarms": "High voltage alarms",
+    "history_low_aux_voltage_alarms": "Low aux voltage alarms",
+    "history_high_aux_voltage_alarms": "High aux voltage alarms",
+    "history_min_aux_voltage": "Minimum aux voltage",
+    "history_max_aux_voltage": "Maximum aux voltage",
+    "history_discharged_energy": "Discharged energy",
+    "history_charged_energy": "Charged energy",
+    "yield_total": "Yield total",
+    "error": "Error",
+    "charger_state": "State",
+    "monitor_mode": "Monitor mode",
+    "day_sequence": "Day sequence number",
+}
+_NOTE = re.compile(r"\s*\([^)]*\)")
+
+
+def entity_name(name: str) -> str:
+    """The short HA entity name of a catalogue field (its description without notes)."""
+    if name in _NAMES:
+        return _NAMES[name]
+    field = fields.lookup(name)
+    text = _NOTE.sub("", field.description if field is not None else name.replace("_", " "))
+    return text[:1].upper() + text[1:]
+
+
 # Numeric units → (device_class, state_class). HA's rules: device_class voltage/current/power/
 # apparent_power/temperature/battery accept only "measurement"; energy only total or
 # total_increasing; duration any; no device class has "Ah", so those are plain measurements.
@@ -189,7 +255,8 @@ def entity_for(name: str) -> Entity | None:
     if field.kind is fields.Kind.ON_OFF:
         return Entity("binary_sensor", device_class=_BINARY_CLASS.get(name))
     if field.kind is fields.Kind.ENUM:
-        options = tuple(dict.fromkeys(field.table.values()))  # MODE lists "off" twice
+        # MODE lists "off" twice; ERR already has an "unknown" (code 255), hence "unknown code"
+        options = (*dict.fromkeys(field.table.values()), UNKNOWN_OPTION)
         return Entity("sensor", device_class="enum", options=options)
     if field.kind in _TEXT_KINDS:
         return Entity("sensor")
@@ -206,7 +273,19 @@ def _value_template(name: str, entity: Entity) -> str:
         return f"{{{{ {ref} | join(', ') if {ref} else 'none' }}}}"
     if name == "time_to_go":  # "infinite" (not discharging) shows as unknown, not an error
         return f"{{{{ {ref} if {ref} is number else None }}}}"
+    if entity.options:
+        # never an invalid option (HA would drop the update and keep showing the old state)
+        known = json.dumps(list(entity.options[:-1]), ensure_ascii=False)
+        return (
+            f"{{% set v = value_json.get('{name}') %}}"
+            f"{{{{ v if v is none or v in {known} else '{UNKNOWN_OPTION}' }}}}"
+        )
     return f"{{{{ {ref} }}}}"
+
+
+def _attributes_template(name: str) -> str:
+    """An enum entity's attributes: the value as decoded, e.g. ``unknown (99)``."""
+    return f"{{{{ {{'received': value_json.get('{name}')}} | tojson }}}}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +325,8 @@ def discovery_configs(topics: Topics, reading: Reading) -> dict[str, dict[str, A
     node = topics.node_id
     device_info: dict[str, Any] = {
         "identifiers": [node],
-        "name": f"{reading.device} ({reading.product})" if reading.product else reading.device,
+        # the configured name only: HA prefixes every entity name with it
+        "name": reading.device,
         "manufacturer": "Victron Energy",
         "model": reading.product or (f"PID 0x{reading.pid:04X}" if reading.pid else "VE.Direct"),
     }
@@ -264,11 +344,15 @@ def discovery_configs(topics: Topics, reading: Reading) -> dict[str, dict[str, A
         field = fields.lookup(name)
         assert field is not None  # entity_for returned an entity
         object_id = _domoticz_safe(safe_topic_level(name))
+        entity_id = _domoticz_safe(f"{node}_{object_id}")
         config: dict[str, Any] = {
-            "name": field.description[:1].upper() + field.description[1:],
-            "unique_id": _domoticz_safe(f"{node}_{object_id}"),
-            # HA 2025.10+ (object_id was deprecated, ignored from 2026.4)
-            "default_entity_id": f"{entity.component}.{_domoticz_safe(f'{node}_{object_id}')}",
+            "name": entity_name(name),
+            "unique_id": entity_id,
+            # the entity id <component>.<prefix>_<device>_<field> on every HA version: HA
+            # before 2025.10 reads only object_id (and drops default_entity_id as an unknown
+            # key); 2025.10+ reads default_entity_id, object_id is deprecated there (2026.4)
+            "object_id": entity_id,
+            "default_entity_id": f"{entity.component}.{entity_id}",
             "state_topic": topics.state,
             "value_template": _value_template(name, entity),
             "availability_topic": topics.availability,
@@ -288,6 +372,8 @@ def discovery_configs(topics: Topics, reading: Reading) -> dict[str, dict[str, A
             config["unit_of_measurement"] = entity.unit
         if entity.options:
             config["options"] = list(entity.options)
+            config["json_attributes_topic"] = topics.state
+            config["json_attributes_template"] = _attributes_template(name)
         topic = f"{topics.discovery_prefix}/{entity.component}/{node}/{object_id}/config"
         out[topic] = config
     return out
@@ -357,6 +443,9 @@ class _Link:
         self.wake = asyncio.Event()
         self.connected = False
         self.published_availability: str | None = None
+        #: a state was published on this connection since the reader was last seen down:
+        #: only then is "online" true (else HA would show the old retained state as live)
+        self.fresh = False
         self.discovered: frozenset[str] = frozenset()
         self.identity: tuple[str | None, ...] = ()
         self.rediscover = False
@@ -412,6 +501,7 @@ class _Link:
     async def _session(self, client: aiomqtt.Client) -> None:
         cfg = self.output.config
         self.discovered = frozenset()
+        self.fresh = False
         if cfg.discovery:
             await client.subscribe(self.topics.ha_status, qos=1)
         if self.pending is None:  # broker restarted: its retained state may be gone
@@ -481,16 +571,21 @@ class _Link:
         cfg = self.output.config
         while True:
             self.wake.clear()
-            await self._publish_availability(client)
+            reader_up = self.output.reader_up(self.device)
+            if not reader_up:
+                self.fresh = False
             reading = self.pending
             wait = AVAILABILITY_POLL
             if reading is not None:
                 due = self.last_state_publish + cfg.state_interval - time.monotonic()
-                if due <= 0:
+                if due <= 0 or (reader_up and not self.fresh):  # the first one: at once
                     self.pending = None
                     await self._publish_reading(client, reading)
+                    self.fresh = True
                 else:
                     wait = min(wait, due)
+            # after the state, never before: "online" vouches for what is retained
+            await self._publish_availability(client, reader_up and self.fresh)
             if self.rediscover and cfg.discovery:
                 self.rediscover = False
                 self.discovered = frozenset()
@@ -504,8 +599,8 @@ class _Link:
                 async with asyncio.timeout(wait):
                     await self.wake.wait()
 
-    async def _publish_availability(self, client: aiomqtt.Client) -> None:
-        wanted = ONLINE if self.output.reader_up(self.device) else OFFLINE
+    async def _publish_availability(self, client: aiomqtt.Client, up: bool) -> None:
+        wanted = ONLINE if up else OFFLINE
         if wanted != self.published_availability:
             await self._send(
                 client, self.topics.availability, wanted, qos=self.output.config.qos, retain=True
