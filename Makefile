@@ -17,7 +17,7 @@ PY := $(VENV)/bin/python
 RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck check bench screenshot container-check clean
+.PHONY: demo test lint typecheck check bench screenshot container-check contract clean
 
 $(RUNTIME): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then \
@@ -68,6 +68,11 @@ screenshot: $(DEV)
 	mkdir -p docs
 	VEDIRECT_SCREENSHOT=docs/screenshot.png VEDIRECT_SCREENSHOT_HOURS=6 \
 		$(PY) -m pytest -q -p no:cacheprovider tests/test_page_chromium.py
+
+# opt-in, not CI: Home Assistant's own code judges every MQTT discovery payload (docs/mqtt.md);
+# installs homeassistant in its own Python 3.13 venv, several minutes the first time
+contract: $(STAMP)
+	$(PY) scripts/ha-contract
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
