@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.webfeed import FakeClock, Feed, free_port, make_config
 from vedirect_async import cli
 from vedirect_async.config import Config, ConfigError, load_config
-from vedirect_async.healthcheck import health_url
+from vedirect_async.healthcheck import config_url, health_url
 from vedirect_async.history import MAX_FIELDS, History, read_csv_tail
 from vedirect_async.hub import Hub
 from vedirect_async.outputs.csv_log import csv_output
@@ -594,13 +594,15 @@ async def test_page_and_static_files(tmp_path: Path) -> None:
 
 def test_health_url_maps_wildcards_to_loopback(tmp_path: Path) -> None:
     """The health URL of a server bound to a wildcard address targets loopback."""
-    config = make_config(tmp_path, port=9000)
-    assert health_url(config) == "http://127.0.0.1:9000/health"
-    wild = make_config(tmp_path, port=9001)
-    object.__setattr__(wild.http, "host", "0.0.0.0")
-    assert health_url(wild) == "http://127.0.0.1:9001/health"
-    object.__setattr__(wild.http, "host", "::")
-    assert health_url(wild) == "http://[::1]:9001/health"
+    assert health_url("127.0.0.1", 9000) == "http://127.0.0.1:9000/health"
+    assert health_url("0.0.0.0", 9001) == "http://127.0.0.1:9001/health"
+    assert health_url("::", 9001) == "http://[::1]:9001/health"
+    path = tmp_path / "config.toml"
+    path.write_text('[http]\nhost = "0.0.0.0"\nport = 9002\n')
+    assert config_url(str(path), {}) == "http://127.0.0.1:9002/health"
+    env = {"VEDIRECT_HTTP__PORT": "9003", "VEDIRECT_HTTP__HOST": "::"}
+    assert config_url(str(path), env) == "http://[::1]:9003/health"
+    assert config_url(None, {}) == "http://127.0.0.1:8080/health"
 
 
 async def test_webserver_and_cli_health(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,6 @@ where Python would otherwise ignore SIGTERM.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -19,7 +18,6 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 from .backoff import Backoff
@@ -40,14 +38,12 @@ __all__ = [
     "Supervisor",
     "cli_check_config",
     "cli_run",
-    "config_path",
     "summarize",
     "to_toml",
 ]
 
 _LOGGER = logging.getLogger(__name__)
 
-DEFAULT_CONFIG = "config.toml"
 # Shutdown budget (seconds): readers, then outputs and web server (they flush), then aclose().
 # The hard limit is a last resort for a part that ignores cancellation (a wedged thread).
 READER_GRACE = 0.3
@@ -291,16 +287,10 @@ async def _cancel(tasks: list[asyncio.Task[None]], grace: float, what: str) -> N
 # -- command line -----------------------------------------------------------------------------
 
 
-def config_path(explicit: str | None) -> str | None:
-    """The file to load: the one given, else ./config.toml if present, else None (defaults)."""
-    if explicit:
-        return explicit
-    return DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None
-
-
-def _load(explicit: str | None) -> Config | None:
+def _load(path: str | None) -> Config | None:
+    """The configuration at ``path`` (None: defaults; the command line chose the file)."""
     try:
-        config = load_config(config_path(explicit))
+        config = load_config(path)
     except ConfigError as exc:
         sys.stderr.write(f"vedirect-async: {exc}\n")
         return None
@@ -312,9 +302,9 @@ def _load(explicit: str | None) -> Config | None:
     return config
 
 
-def cli_run(args: argparse.Namespace) -> int:
+def cli_run(path: str | None) -> int:
     """``run``: the service in the foreground until SIGTERM/SIGINT; exit 0, or 2 on bad config."""
-    config = _load(getattr(args, "config", None))
+    config = _load(path)
     if config is None:
         return 2
     handle = setup_logging(config.logging)
@@ -374,15 +364,14 @@ class _HardDeadline:
         os._exit(1)
 
 
-def cli_check_config(args: argparse.Namespace) -> int:
+def cli_check_config(path: str | None, output_format: str = "toml") -> int:
     """``check-config``: validate and print the effective configuration (secrets masked)."""
-    explicit = getattr(args, "path", None) or getattr(args, "config", None)
-    config = _load(explicit)
+    config = _load(path)
     if config is None:
         return 2
     data = masked(config)
     data.pop("source", None)
-    if getattr(args, "format", "toml") == "json":
+    if output_format == "json":
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
         sys.stdout.write(f"# effective configuration from {config.source}\n" + to_toml(data))

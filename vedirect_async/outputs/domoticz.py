@@ -924,9 +924,7 @@ async def _setup(
 
 def cli_domoticz(args: Any) -> int:
     """``domoticz setup``: create Dummy hardware + devices, print the ``[domoticz]`` config."""
-    path = args.config
-    if path is None and Path("config.toml").is_file():
-        path = "config.toml"
+    path = args.config  # the command line chose the file
     try:
         config = load_config(path)
     except ConfigError as exc:

@@ -1,0 +1,170 @@
+"""The sub-commands: each one's arguments and a typed handler that calls down into its concern.
+
+A handler imports the module it calls when it runs (below this layer, so no cycle): building
+the parser stays cheap, and ``health`` never loads aiohttp, aiomqtt or the configuration
+registry. Every handler that reads a configuration gets its path from
+:func:`.config_file.config_file`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .config_file import config_file
+
+# ruff: noqa: PLC0415 - the imports inside the handlers are the point of this module
+
+__all__ = ["add_all", "run"]
+
+SubParsers = argparse._SubParsersAction
+
+
+def add_all(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    """Add every sub-command to ``sub``."""
+    _add_run(sub)
+    _add_decode(sub)
+    _add_simulate(sub)
+    _add_check_config(sub)
+    _add_health(sub)
+    _add_domoticz(sub)
+
+
+# -- run -------------------------------------------------------------------------------------
+
+
+def _add_run(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    run_parser = sub.add_parser("run", help="run the service (the default command)")
+    run_parser.add_argument("--config", "-c", default=argparse.SUPPRESS, help="configuration file")
+    run_parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``run`` (and no command at all): the service in the foreground."""
+    from ..service import cli_run
+
+    return cli_run(config_file(args.config))
+
+
+# -- decode ----------------------------------------------------------------------------------
+
+
+def _add_decode(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    decode = sub.add_parser("decode", help="decode a raw VE.Direct capture file")
+    decode.add_argument("file", help="capture file, or - for standard input")
+    decode.add_argument("--format", "-f", choices=("jsonl", "csv", "table"), default="jsonl")
+    decode.add_argument("--device", default="device", help="device name put in the readings")
+    decode.set_defaults(handler=_decode)
+
+
+def _decode(args: argparse.Namespace) -> int:
+    from ..decode import cli_decode
+
+    return cli_decode(args)
+
+
+# -- simulate --------------------------------------------------------------------------------
+
+
+def _add_simulate(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    simulate = sub.add_parser("simulate", help="simulated device on a pseudo-terminal or stdout")
+    simulate.add_argument(
+        "kind",
+        nargs="?",
+        default="bmv712",
+        help="bmv712, mppt, smartshunt, or a capture file to replay",
+    )
+    simulate.add_argument(
+        "--pty", action="store_true", help="create a pseudo-terminal, print its path, write into it"
+    )
+    simulate.add_argument("--link", default=None, help="also make this symlink to the pty")
+    simulate.add_argument(
+        "--speed", type=float, default=1.0, help="time factor (10 = 10x; inf = no pacing)"
+    )
+    simulate.add_argument(
+        "--corrupt", type=float, default=0.0, help="fraction of bytes to corrupt (0..1)"
+    )
+    simulate.add_argument("--hex", action="store_true", help="interleave async HEX records")
+    simulate.add_argument("--seed", type=int, default=None, help="random seed")
+    simulate.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after N seconds of device time (N / speed seconds of wall time)",
+    )
+    simulate.set_defaults(handler=_simulate)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from ..simulator import cli_simulate
+
+    return cli_simulate(args)
+
+
+# -- check-config ----------------------------------------------------------------------------
+
+
+def _add_check_config(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    check = sub.add_parser("check-config", help="validate a config and print it, secrets masked")
+    check.add_argument("path", nargs="?", default=None, help="configuration file")
+    check.add_argument(
+        "--format", choices=("toml", "json"), default="toml", help="output format (default toml)"
+    )
+    check.set_defaults(handler=_check_config)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from ..service import cli_check_config
+
+    return cli_check_config(config_file(args.path or args.config), args.format)
+
+
+# -- health ----------------------------------------------------------------------------------
+
+
+def _add_health(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    health = sub.add_parser("health", help="exit 0 if the running service is healthy, else 1")
+    health.add_argument(
+        "--url", default=None, help="health URL (default: from the config's [http], /health)"
+    )
+    health.add_argument("--timeout", type=float, default=3.0)
+    health.set_defaults(handler=_health)
+
+
+def _health(args: argparse.Namespace) -> int:
+    from ..healthcheck import probe
+
+    url: str | None = args.url
+    return probe(url, config_file(args.config) if url is None else None, args.timeout)
+
+
+# -- domoticz --------------------------------------------------------------------------------
+
+
+def _add_domoticz(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    domoticz = sub.add_parser("domoticz", help="Domoticz helpers")
+    dsub = domoticz.add_subparsers(dest="domoticz_command", metavar="ACTION", required=True)
+    setup = dsub.add_parser("setup", help="create Dummy hardware and virtual devices")
+    setup.add_argument("--url", required=True, help="Domoticz base URL")
+    setup.add_argument("--device", default=None, help="which [[device]] (default: the first)")
+    setup.add_argument(
+        "--kind",
+        default=None,
+        help="device type for the field set (bmv, smartshunt, mppt); "
+        "default from the device's simulator/port",
+    )
+    setup.add_argument("--username", default=None)
+    setup.add_argument(
+        "--password-env",
+        default="VEDIRECT_DOMOTICZ__PASSWORD",
+        help="environment variable holding the password",
+    )
+    setup.add_argument("--hardware-name", default="vedirect")
+    setup.add_argument("--dry-run", action="store_true", help="print the requests, send none")
+    setup.set_defaults(handler=_domoticz)
+
+
+def _domoticz(args: argparse.Namespace) -> int:
+    from ..outputs.domoticz import cli_domoticz
+
+    args.config = config_file(args.config)
+    return cli_domoticz(args)
