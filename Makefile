@@ -71,7 +71,7 @@ screenshot: $(DEV)
 
 # opt-in, not CI: Home Assistant's own code judges every MQTT discovery payload (docs/mqtt.md);
 # installs homeassistant in its own Python 3.13 venv, several minutes the first time
-contract: $(STAMP)
+contract: $(DEV)
 	$(PY) scripts/ha-contract
 
 clean:
