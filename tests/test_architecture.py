@@ -106,7 +106,6 @@ PENDING: dict[str, str] = {
     "size outputs.csv_log": "H2: the CSV output on the delivery scaffold",
     "size outputs.domoticz": "H7: outputs/domoticz/ package",
     "size outputs.mqtt": "H8: outputs/mqtt/ package",
-    "strings cli": "H3: cli/ package with typed dispatch",
     "decoder": "H1: the Decoder facade owns Parser + Assembler",
 }
 
