@@ -1,7 +1,7 @@
 """MQTT output on loopback: latency from a block's last byte to a subscriber, and top rate.
 
 A real mosquitto is started on a free 127.0.0.1 port. Several simulated devices (BMV-712,
-MPPT, SmartShunt, ...) are fed through the reader's real hot path (``DeviceReader._feed``:
+MPPT, SmartShunt, ...) are fed through the reader's real hot path (``DeviceSession._feed``:
 parser → assembler → hub), the MQTT output publishes, and an aiomqtt subscriber in the same
 process timestamps each state message. Everything shares one event loop and the 2 cores with
 mosquitto, so the figures include all of it.
@@ -40,7 +40,7 @@ from vedirect_async.config import DeviceConfig, MqttConfig, WatchdogConfig
 from vedirect_async.hub import Hub, ReaderState
 from vedirect_async.outputs.mqtt import MqttOutput, state_payload
 from vedirect_async.reading import Reading
-from vedirect_async.serial_port import DeviceReader
+from vedirect_async.session import DeviceSession
 from vedirect_async.simulator import SimulatedDevice
 
 KINDS = ("bmv712", "mppt", "smartshunt")
@@ -56,7 +56,7 @@ class Bench:
         self.hub = Hub()
         self.names = [f"dev{i}" for i in range(devices)]
         self.readers = [
-            DeviceReader(DeviceConfig(name=name, port="bench"), self.hub, WatchdogConfig())
+            DeviceSession(DeviceConfig(name=name, port="bench"), self.hub, WatchdogConfig())
             for name in self.names
         ]
         for reader in self.readers:

@@ -1,7 +1,7 @@
 """One simulated BMV-712 day through the reader's real hot path: parser → assembler → hub.
 
 86,400 seconds of a simulated BMV-712 (two blocks per second, 86,400 updates) are generated
-first (not timed). Then they are fed, in-process, through ``DeviceReader._feed`` - the exact
+first (not timed). Then they are fed, in-process, through ``DeviceSession._feed`` - the exact
 code ``data_received`` runs - into the hub, with a null consumer draining its subscription on
 the event loop. Two chunkings: one chunk per second (as the simulator delivers) and 64-byte
 chunks (about what a USB serial adapter hands over per read). Prints wall and CPU time, and
@@ -23,10 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vedirect_async.config import DeviceConfig, WatchdogConfig
+from vedirect_async.decoder import Decoder
 from vedirect_async.hub import Hub
-from vedirect_async.parser import Parser, TextBlock
-from vedirect_async.reading import Assembler
-from vedirect_async.serial_port import DeviceReader
+from vedirect_async.parser import Parser
+from vedirect_async.session import DeviceSession
 from vedirect_async.simulator import SimulatedDevice
 
 TARGET_SECONDS = 5.0
@@ -46,7 +46,7 @@ def rechunk(seconds: list[bytes], size: int) -> list[bytes]:
 async def run(chunks: list[bytes], per_yield: int) -> tuple[float, float, int, int]:
     """Feed ``chunks``; yield to the loop every ``per_yield`` chunks so the consumer drains."""
     hub = Hub()
-    reader = DeviceReader(DeviceConfig(name="bmv", port="bench"), hub, WatchdogConfig())
+    reader = DeviceSession(DeviceConfig(name="bmv", port="bench"), hub, WatchdogConfig())
     subscription = hub.subscribe("null", maxsize=4096)
     consumed = 0
 
@@ -70,19 +70,16 @@ async def run(chunks: list[bytes], per_yield: int) -> tuple[float, float, int, i
 
 
 def stages(seconds: list[bytes]) -> tuple[float, float]:
-    """CPU seconds of the parser alone, and of parser + assembler, on the same bytes."""
+    """CPU seconds of the parser alone, and of the decoder , same bytes."""
     parser = Parser()
     cpu0 = time.process_time()
     events = [event for chunk in seconds for event in parser.feed(chunk)]
     parse = time.process_time() - cpu0
-    assembler = Assembler("bmv")
+    decoder = Decoder("bmv")
     wall = datetime.now(UTC)
     cpu0 = time.process_time()
-    parser = Parser()
     for i, chunk in enumerate(seconds):
-        for event in parser.feed(chunk):
-            if type(event) is TextBlock:
-                assembler.feed(event, wall, float(i))
+        decoder.feed(chunk, float(i), wall)
     assemble = time.process_time() - cpu0
     assert len(events) >= len(seconds)
     return parse, assemble

@@ -1,7 +1,7 @@
 """HTTP endpoint under load while the pipeline runs: requests/s, and the reading rate meanwhile.
 
 The service side runs in this process, as in production: the real ``WebServer`` on 127.0.0.1
-and a simulated BMV-712 fed through the reader's hot path (``DeviceReader._feed``: parser ->
+and a simulated BMV-712 fed through the reader's hot path (``DeviceSession._feed``: parser ->
 assembler -> hub) on an absolute schedule of ``--rate`` device-seconds per second (the real
 device sends one; 20 makes any stall visible). The load comes from a separate process
 (``--concurrency`` aiohttp clients in a loop) that stops by itself after ``--seconds``.
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vedirect_async.config import Config, DeviceConfig, HttpConfig, WatchdogConfig
 from vedirect_async.hub import Hub
-from vedirect_async.serial_port import DeviceReader
+from vedirect_async.session import DeviceSession
 from vedirect_async.simulator import SimulatedDevice
 from vedirect_async.web import WebServer
 
@@ -87,7 +87,7 @@ class Pipeline:
     def __init__(self, hub: Hub, rate: float) -> None:
         self.hub = hub
         self.rate = rate
-        self.reader = DeviceReader(DeviceConfig(name="bmv", port="bench"), hub, WatchdogConfig())
+        self.reader = DeviceSession(DeviceConfig(name="bmv", port="bench"), hub, WatchdogConfig())
         self.sim = SimulatedDevice("bmv712", seed=1)
         self.max_lag = 0.0
 

@@ -20,7 +20,7 @@ import pytest
 from vedirect_async.config import DeviceConfig, WatchdogConfig
 from vedirect_async.hub import Hub
 from vedirect_async.parser import encode_block
-from vedirect_async.serial_port import DeviceReader
+from vedirect_async.session import DeviceSession
 from vedirect_async.watchdog import Watchdog
 
 __all__ = ["PtyDevice", "bmv_block", "device", "running", "start_reader", "wait_until"]
@@ -136,10 +136,10 @@ async def start_reader(
     watchdog: bool = False,
     name: str = "bmv",
     wait_open: bool = True,
-) -> tuple[Hub, DeviceReader]:
+) -> tuple[Hub, DeviceSession]:
     """A reader (and its watchdog) on ``port`` as tasks; waits until the port is open."""
     hub = Hub()
-    reader = DeviceReader(DeviceConfig(name=name, port=port), hub, config)
+    reader = DeviceSession(DeviceConfig(name=name, port=port), hub, config)
     loop = asyncio.get_running_loop()
     running.append(loop.create_task(reader.run()))
     if watchdog:

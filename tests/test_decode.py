@@ -16,8 +16,8 @@ import pytest
 from tests.test_captures import BVM, EXPECTED
 from vedirect_async.cli import main
 from vedirect_async.decode import CHUNK_SIZE, decode_stream
-from vedirect_async.parser import Parser, encode_block
-from vedirect_async.reading import Assembler
+from vedirect_async.decoder import Decoder
+from vedirect_async.parser import encode_block
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -196,7 +196,7 @@ def test_large_input_is_streamed_in_chunks() -> None:
     """Readings come out while the input is still being read, in bounded chunks."""
     unit = bmv_update()
     source = _Source(unit, repeat=(4 * CHUNK_SIZE) // len(unit) + 1)
-    stream = decode_stream(source, Parser(), Assembler("big"))  # type: ignore[arg-type]
+    stream = decode_stream(source, Decoder("big"))  # type: ignore[arg-type]
     first = next(stream)
     assert first.values["voltage"] == 12.065
     assert len(source.sizes) == 1  # only the first chunk was read so far

@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from vedirect_async.errors import SubscriptionClosed
 from vedirect_async.hub import Hub
 from vedirect_async.reading import Reading
+from vedirect_async.state import DeviceChange, DeviceState, OutputState, ReaderState
 
 
 def reading(device: str, n: int) -> Reading:
@@ -123,3 +125,58 @@ def test_state_records_are_created_once_and_shared() -> None:
     state.ok()
     assert state.reason == ""
     assert state.successes == 1
+
+
+async def test_get_on_a_closed_subscription_raises_subscription_closed() -> None:
+    """Outside ``async for``, a closed subscription raises SubscriptionClosed (a typed error),
+    never StopAsyncIteration from a plain coroutine."""
+    hub = Hub()
+    sub = hub.subscribe("x")
+    waiter = asyncio.get_running_loop().create_task(sub.get())
+    await asyncio.sleep(0)  # let it wait
+    sub.close()
+    with pytest.raises(SubscriptionClosed):
+        await asyncio.wait_for(waiter, 1)
+    with pytest.raises(SubscriptionClosed):
+        await sub.wait()
+    assert sub.closed
+
+
+def test_state_views_are_read_only() -> None:
+    """hub.devices / hub.outputs are views: nobody but the owner replaces a record."""
+    hub = Hub()
+    hub.device("bmv")
+    hub.output("csv")
+    assert list(hub.devices) == ["bmv"]
+    assert list(hub.outputs) == ["csv"]
+    with pytest.raises(TypeError):
+        hub.devices["x"] = DeviceState("x", "")  # type: ignore[index]
+    with pytest.raises(TypeError):
+        hub.outputs["x"] = OutputState("x")  # type: ignore[index]
+
+
+async def test_device_changes_start_with_the_current_state_and_keep_the_newest() -> None:
+    """A change subscriber is told of every device's state at once and of each later change;
+    a slow one sees the newest state per device (bounded), in order of change."""
+    hub = Hub()
+    bmv = hub.device("bmv", "/dev/ttyUSB0")
+    changes = hub.device_changes("mqtt")
+    first = await asyncio.wait_for(changes.get(), 1)
+    assert first == DeviceChange("bmv", ReaderState.STARTING, "")
+    mppt = hub.device("mppt")
+    for state, reason in ((ReaderState.READING, ""), (ReaderState.SILENT, "no bytes")):
+        mppt.state, mppt.reason = state, reason
+        hub.device_changed(mppt)
+    bmv.state = ReaderState.READING
+    hub.device_changed(bmv)
+    assert len(changes) == 2
+    assert changes.dropped == 1  # mppt's READING was superseded before it was taken
+    got = [await changes.get(), await changes.get()]
+    assert got == [
+        DeviceChange("mppt", ReaderState.SILENT, "no bytes"),
+        DeviceChange("bmv", ReaderState.READING, ""),
+    ]
+    changes.close()
+    hub.device_changed(bmv)  # closed: nothing queued, nothing raised
+    assert changes.get_nowait() is None
+    assert [c async for c in changes] == []

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from asyncio.subprocess import PIPE
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,10 +25,11 @@ from vedirect_async.config import (
     LoggingConfig,
     WatchdogConfig,
 )
+from vedirect_async.decoder import Decoder
 from vedirect_async.hub import OutputHealth, OutputState, ReaderState, Subscription
 from vedirect_async.outputs.base import Output
-from vedirect_async.parser import Parser, TextBlock, encode_block
-from vedirect_async.reading import Assembler
+from vedirect_async.parser import encode_block
+from vedirect_async.reading import Reading
 from vedirect_async.service import ReadingLog, Service, Supervisor, summarize
 
 from .pty_device import PtyDevice, bmv_block
@@ -268,8 +268,7 @@ async def test_supervisor_does_not_restart_a_target_that_swallowed_its_cancellat
 
 def test_summarize_shows_the_main_values_with_units() -> None:
     """The demo's INFO line: voltage, current, power, SOC with units, device first."""
-    assembler = Assembler("bmv")
-    parser = Parser()
+    decoder = Decoder("bmv")
     readings = []
     for n in range(3):
         data = encode_block(
@@ -281,11 +280,7 @@ def test_summarize_shows_the_main_values_with_units() -> None:
                 (b"SOC", b"873"),
             ]
         )
-        for event in parser.feed(data):
-            assert isinstance(event, TextBlock)
-            reading = assembler.feed(event, datetime.now(UTC), float(n))
-            if reading is not None:
-                readings.append(reading)
+        readings += [e for e in decoder.feed(data, float(n)) if isinstance(e, Reading)]
     assert summarize(readings[0]) == "bmv: 12.84 V, -3.2 A, -41 W, SOC 87.3 %"
 
 
@@ -403,6 +398,7 @@ async def test_process_on_simulator_exits_0_within_2s_on_signal(
 DEAF_OUTPUT = """
 import asyncio, sys
 from vedirect_async import cli
+from vedirect_async.errors import SubscriptionClosed
 from vedirect_async.outputs import REGISTRY
 from vedirect_async.outputs.base import Output
 
@@ -413,7 +409,7 @@ class Deaf(Output):
         while True:
             try:
                 await readings.get()
-            except (asyncio.CancelledError, StopAsyncIteration):
+            except (asyncio.CancelledError, SubscriptionClosed):
                 await asyncio.sleep(0.01)  # ignores every cancellation: a bug
 
 REGISTRY["deaf"] = lambda config: Deaf()

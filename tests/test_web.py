@@ -253,7 +253,7 @@ async def test_metrics_expose_readings_and_counters(tmp_path: Path) -> None:
     assert m[
         ("vedirect_value", (("device", "bmv"), ("field", "voltage"), ("unit", "V")))
     ] == pytest.approx(float(latest.values["voltage"]))  # type: ignore[arg-type]
-    stats = feed.parser.stats
+    stats = feed.decoder.parser_stats
     assert m[("vedirect_parser_blocks_ok_total", (("device", "bmv"),))] == stats.blocks_ok
     assert stats.blocks_ok >= 10
     for key in ("checksum_errors", "hex_ok", "hex_bad", "bytes_discarded"):

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from vedirect_async.config import Config, load_config
+from vedirect_async.decoder import Decoder
 from vedirect_async.hub import Hub, ReaderState
 from vedirect_async.outputs.csv_log import format_time, format_value
-from vedirect_async.parser import Parser, TextBlock
-from vedirect_async.reading import Assembler, Reading
+from vedirect_async.reading import Reading
 from vedirect_async.simulator import SimulatedDevice
 
 
@@ -48,12 +48,11 @@ class Feed:
     ) -> None:
         self.hub = hub
         self.sim = sim or SimulatedDevice(kind, seed=seed)
-        self.parser = Parser()
-        self.assembler = Assembler(device)
+        self.decoder = Decoder(device)
         self.clock = clock
         self.wall = wall or (lambda: datetime.now(UTC))
         self.state = hub.device(device, f"simulator:{kind}")
-        self.state.parser = self.parser.stats
+        self.state.parser = self.decoder.parser_stats
         self.published: list[Reading] = []
 
     def step(self) -> list[Reading]:
@@ -61,16 +60,14 @@ class Feed:
         out: list[Reading] = []
         mono, wall = self.clock(), self.wall()
         self.state.last_byte = mono
-        for event in self.parser.feed(self.sim.next_second()):
-            if isinstance(event, TextBlock):
-                reading = self.assembler.feed(event, wall, mono)
-                if reading is not None:
-                    self.state.readings += 1
-                    self.state.last_reading = mono
-                    self.state.last_reading_wall = wall.timestamp()
-                    self.state.state = ReaderState.READING
-                    self.hub.publish(reading)
-                    out.append(reading)
+        for reading in self.decoder.feed(self.sim.next_second(), mono, wall):
+            if isinstance(reading, Reading):
+                self.state.readings += 1
+                self.state.last_reading = mono
+                self.state.last_reading_wall = wall.timestamp()
+                self.state.state = ReaderState.READING
+                self.hub.publish(reading)
+                out.append(reading)
         self.published.extend(out)
         return out
 
@@ -94,7 +91,7 @@ def write_csv_history(
     Rows are stamped so the last one is now (the simulator starts ``hours`` ago). Returns the
     number of rows. Only the logged seconds (and the two before each) are parsed, for speed.
     """
-    parser, assembler = Parser(), Assembler(device)
+    decoder = Decoder(device)
     seconds = int(hours * 3600)
     end = datetime.now(UTC)
     rows = ["Time,Volts,Amps,AHr,SOC"]
@@ -104,11 +101,8 @@ def write_csv_history(
         if phase > 2:  # the two seconds before a row keep the assembler in step
             continue
         wall = end - timedelta(seconds=seconds - 1 - k)
-        for event in parser.feed(data):
-            if not isinstance(event, TextBlock):
-                continue
-            r = assembler.feed(event, wall, float(k))
-            if r is not None and phase == 0:
+        for r in decoder.feed(data, float(k), wall):
+            if isinstance(r, Reading) and phase == 0:
                 cells = [format_value(r.values.get(f), d) for f, d in _LEGACY]
                 rows.append(",".join([format_time(wall, utc=False), *cells]))
     path.write_text("\n".join(rows) + "\n")

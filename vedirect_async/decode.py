@@ -1,8 +1,9 @@
 """``python -m vedirect_async decode FILE|-``: decode a raw VE.Direct capture.
 
 The input is what ``cat /dev/ttyUSB0 > capture.bin`` records. It is read in 64 KiB chunks
-through the same parser and assembler the service uses, so memory stays constant whatever
-the file size, and the readings are exactly those the service would have produced.
+through the same :class:`~vedirect_async.decoder.Decoder` the service uses, so memory stays
+constant whatever the file size, and the readings are exactly those the service would have
+produced.
 
 Output (stdout), one reading at a time as it completes:
 
@@ -37,9 +38,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import BinaryIO, TextIO
 
+from .decoder import Decoder
 from .fields import UNAVAILABLE, Value, unit_of
-from .parser import Parser
-from .reading import Assembler, Reading
+from .reading import Reading
 
 __all__ = ["CHUNK_SIZE", "cli_decode", "decode_stream"]
 
@@ -48,22 +49,20 @@ _CSV_FIRST = ("time", "device", "product")  # then the field names (pid, serial.
 
 
 def decode_stream(
-    source: BinaryIO, parser: Parser, assembler: Assembler, chunk_size: int = CHUNK_SIZE
+    source: BinaryIO, decoder: Decoder, chunk_size: int = CHUNK_SIZE
 ) -> Iterator[Reading]:
     """Yield the readings of a byte stream as they complete; reads ``chunk_size`` at a time.
 
     ``OSError`` from ``source`` propagates (the caller decides what an unreadable input means).
     """
-    feed = assembler.feed_event
     # read1 returns what is available (a live pipe: `cat /dev/ttyUSB0 | decode -` prints each
     # reading as it arrives, not every 64 KiB); plain read for sources without it.
     read = getattr(source, "read1", source.read)
     while chunk := read(chunk_size):
-        wall, mono = datetime.now(UTC), time.monotonic()
-        for event in parser.feed(chunk):
-            if reading := feed(event, wall, mono):
-                yield reading
-    last = assembler.flush(datetime.now(UTC), time.monotonic())
+        for event in decoder.feed(chunk, time.monotonic(), datetime.now(UTC)):
+            if type(event) is Reading:
+                yield event
+    last = decoder.flush(time.monotonic(), datetime.now(UTC))
     if last is not None:
         yield last
 
@@ -136,18 +135,19 @@ def _write_table(out: TextIO) -> Callable[[Reading], None]:
     return write
 
 
-def _summary(parser: Parser, assembler: Assembler, extra: dict[str, int]) -> str:
+def _summary(decoder: Decoder, extra: dict[str, int]) -> str:
     def fmt(counters: dict[str, int]) -> str:
         return " ".join(f"{name}={count}" for name, count in counters.items())
 
     text = (
-        f"decode: {assembler.stats.readings} readings; parser: {fmt(parser.stats.as_dict())}; "
-        f"assembler: {fmt(assembler.stats.as_dict())}"
+        f"decode: {decoder.stats.readings} readings; "
+        f"parser: {fmt(decoder.parser_stats.as_dict())}; "
+        f"assembler: {fmt(decoder.stats.as_dict())}"
     )
     if extra:
         text += f"; {fmt(extra)}"
-    if assembler.unknown_label_names:
-        text += f"; unknown labels: {', '.join(assembler.unknown_label_names)}"
+    if decoder.unknown_label_names:
+        text += f"; unknown labels: {', '.join(decoder.unknown_label_names)}"
     return text + "\n"
 
 
@@ -155,8 +155,7 @@ def cli_decode(args: argparse.Namespace) -> int:
     """Entry point of ``decode``: returns 0 when the input was read, 2 when it could not be."""
     path: str = args.file
     fmt: str = getattr(args, "format", "jsonl")
-    parser = Parser()
-    assembler = Assembler(getattr(args, "device", "device"))
+    decoder = Decoder(getattr(args, "device", "device"))
     out = sys.stdout
     csv_writer = _CsvWriter(out) if fmt == "csv" else None
     write = csv_writer or (_write_table(out) if fmt == "table" else _write_jsonl(out))
@@ -167,7 +166,7 @@ def cli_decode(args: argparse.Namespace) -> int:
         return 2
     try:
         live = path == "-"  # maybe a live device: show each reading as soon as it is complete
-        for reading in decode_stream(source, parser, assembler):
+        for reading in decode_stream(source, decoder):
             write(reading)
             if live:
                 out.flush()
@@ -182,7 +181,7 @@ def cli_decode(args: argparse.Namespace) -> int:
         if source is not sys.stdin.buffer:
             source.close()
     extra = {"csv_fields_not_in_header": csv_writer.dropped_fields} if csv_writer else {}
-    sys.stderr.write(_summary(parser, assembler, extra))
+    sys.stderr.write(_summary(decoder, extra))
     return 0
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DeliveryError",
+    "DeviceError",
     "PermanentDeliveryError",
+    "PortClosedError",
     "SubscriptionClosed",
     "TransientDeliveryError",
     "VedirectError",
@@ -43,3 +45,11 @@ class TransientDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """Retrying the same thing will not help until a person acts (401/403, wrong idx, EACCES)."""
+
+
+class DeviceError(VedirectError):
+    """A device session could not do what was asked of it (the port, a HEX command)."""
+
+
+class PortClosedError(DeviceError):
+    """No port is open to write to (not connected yet, reconnecting, or a read-only stream)."""

@@ -1,130 +1,132 @@
 """Broadcast hub: readings fan out to subscribers, each with its own bounded queue.
 
-The reader calls :meth:`Hub.publish`, which never awaits and never blocks: a subscriber whose
-queue is full loses its *oldest* reading (counted), never the newest. A "latest only"
-subscription keeps at most one reading per device (coalescing), for rate-limited outputs.
-
-The hub also holds the shared state that ``/health``, ``/metrics`` and the watchdog read:
-per-device reader state and per-output state.
+- **Readings.** The device session calls :meth:`Hub.publish`, which never awaits and never
+  blocks: a subscriber whose queue is full loses its *oldest* reading (counted), never the
+  newest. A "latest only" subscription keeps at most one reading per device (coalescing),
+  for rate-limited outputs. :attr:`Hub.latest` holds each device's newest reading.
+- **State, read-only.** :attr:`Hub.devices` and :attr:`Hub.outputs` are read-only views of
+  the :class:`~vedirect_async.state.DeviceState` / :class:`~vedirect_async.state.OutputState`
+  records (for ``/health``, ``/metrics``, the watchdog). Each record has one writer: its
+  device session, or its output. :meth:`Hub.device` / :meth:`Hub.output` hand the record to
+  that owner (created on first use).
+- **Change notifications.** Whoever needs to act on a device's reader state (MQTT
+  availability, for one) subscribes with :meth:`Hub.device_changes` instead of polling: it
+  receives a :class:`~vedirect_async.state.DeviceChange` whenever a device's reader state,
+  reason or stuck flag changes (the session calls :meth:`Hub.device_changed`). The queue
+  keeps the newest change per device, so a slow consumer sees the current state, never an
+  unbounded backlog. A new subscription starts with the current state of every device.
+- **Ending.** ``close()`` ends a subscription: a consumer waiting in ``get``/``wait`` gets
+  :class:`~vedirect_async.errors.SubscriptionClosed`; ``async for`` simply ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import enum
 import logging
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping
+from types import MappingProxyType
+from typing import Generic, TypeVar
 
+from .errors import SubscriptionClosed
 from .logsetup import RateLimitedLogger
-from .parser import ParserStats
 from .reading import Reading
+from .state import DeviceChange, DeviceState, OutputHealth, OutputState, ReaderState
 
 __all__ = [
-    "DeviceState",
+    "DeviceChanges",
+    "DeviceState",  # re-exported from state (older import path)
     "Hub",
-    "OutputHealth",
-    "OutputState",
-    "ReaderState",
+    "OutputHealth",  # re-exported from state
+    "OutputState",  # re-exported from state
+    "ReaderState",  # re-exported from state
     "Subscription",
 ]
 
 _LOGGER = logging.getLogger(__name__)
 
-
-class ReaderState(enum.StrEnum):
-    """What a device's reader is doing."""
-
-    STARTING = "starting"
-    READING = "reading"  # port open, valid readings arriving
-    SILENT = "silent"  # port open, no bytes for silence_timeout
-    INVALID = "invalid"  # bytes, but no valid reading for invalid_timeout
-    RECONNECTING = "reconnecting"  # port closed, waiting to reopen (backoff)
-    STOPPED = "stopped"
+_T = TypeVar("_T")
 
 
-@dataclass(slots=True)
-class DeviceState:
-    """Per-device counters and freshness, written by the reader and watchdog."""
+class _Mailbox(Generic[_T]):
+    """What every subscription shares: waiting for items, closing, async iteration."""
 
-    name: str
-    port: str
-    state: ReaderState = ReaderState.STARTING
-    reason: str = ""
-    parser: ParserStats = field(default_factory=ParserStats)
-    readings: int = 0
-    restarts: int = 0  # reader restarts by the watchdog or after a lost port
-    identical_readings: int = 0  # consecutive byte-identical readings (stuck detection)
-    identical_since: float | None = None  # monotonic time of the first of those readings
-    stuck: bool = False  # identical for watchdog.stuck_timeout (counted, never restarted)
-    stuck_events: int = 0
-    last_byte: float | None = None  # monotonic
-    last_reading: float | None = None  # monotonic
-    last_reading_wall: float | None = None  # time.time()
-    unknown_labels: int = 0
-
-
-class OutputHealth(enum.StrEnum):
-    """An output's own view of itself."""
-
-    OK = "ok"
-    DEGRADED = "degraded"  # working, but something is off (e.g. retrying, an idx rejected)
-    FAILED = "failed"  # not delivering
-
-
-@dataclass(slots=True)
-class OutputState:
-    """Per-output state, updated by the output, read by /health and /metrics."""
-
-    name: str
-    health: OutputHealth = OutputHealth.OK
-    reason: str = ""
-    last_success: float | None = None  # time.time()
-    successes: int = 0
-    failures: int = 0
-    restarts: int = 0
-    counters: dict[str, int] = field(default_factory=dict)
-
-    def ok(self) -> None:
-        """Record a success (and clear any degraded/failed reason)."""
-        self.health = OutputHealth.OK
-        self.reason = ""
-        self.successes += 1
-        self.last_success = time.time()
-
-    def degraded(self, reason: str) -> None:
-        self.health = OutputHealth.DEGRADED
-        self.reason = reason
-
-    def failed(self, reason: str) -> None:
-        self.health = OutputHealth.FAILED
-        self.reason = reason
-        self.failures += 1
-
-    def count(self, name: str, n: int = 1) -> None:
-        self.counters[name] = self.counters.get(name, 0) + n
-
-
-class Subscription:
-    """One subscriber's bounded queue; async-iterate it to receive readings."""
-
-    def __init__(
-        self, name: str, maxsize: int, latest_only: bool, on_close: Callable[[Subscription], None]
-    ) -> None:
-        if maxsize < 1:
-            raise ValueError("maxsize must be >= 1")
+    def __init__(self, name: str, on_close: Callable[[_Mailbox[_T]], None]) -> None:
         self.name = name
-        self.maxsize = maxsize
-        self.latest_only = latest_only
-        self.dropped = 0  # readings lost because the queue was full (or superseded)
+        self.dropped = 0  # items lost because the queue was full (or superseded)
         self.delivered = 0
-        self._queue: collections.deque[Reading] = collections.deque()
-        self._latest: dict[str, Reading] = {}
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
         self._on_close = on_close
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def get_nowait(self) -> _T | None:
+        """The next item, or None if nothing is queued."""
+        raise NotImplementedError
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> _T:
+        """Wait for the next item. Raises SubscriptionClosed once closed and empty."""
+        while (item := self.get_nowait()) is None:
+            await self.wait()
+        return item
+
+    async def wait(self) -> None:
+        """Wait until at least one item is queued; SubscriptionClosed if closed meanwhile."""
+        while not len(self):
+            if self._closed:
+                raise SubscriptionClosed(f"subscription {self.name!r} closed")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def __aiter__(self) -> AsyncIterator[_T]:
+        return self
+
+    async def __anext__(self) -> _T:
+        try:
+            return await self.get()
+        except SubscriptionClosed:
+            raise StopAsyncIteration from None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Unsubscribe; a waiting consumer gets SubscriptionClosed (``async for`` ends)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._on_close(self)
+        self._wake()
+
+
+class Subscription(_Mailbox[Reading]):
+    """One subscriber's bounded queue of readings; async-iterate it to receive them."""
+
+    def __init__(
+        self,
+        name: str,
+        maxsize: int,
+        latest_only: bool,
+        on_close: Callable[[_Mailbox[Reading]], None],
+    ) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be >= 1")
+        super().__init__(name, on_close)
+        self.maxsize = maxsize
+        self.latest_only = latest_only
+        self._queue: collections.deque[Reading] = collections.deque()
+        self._latest: dict[str, Reading] = {}
 
     def __len__(self) -> int:
         return len(self._latest) if self.latest_only else len(self._queue)
@@ -167,51 +169,47 @@ class Subscription:
             out[reading.device] = reading
         return out
 
-    async def get(self) -> Reading:
-        """Wait for the next reading. Raises asyncio.CancelledError when cancelled."""
-        while (reading := self.get_nowait()) is None:
-            await self.wait()
-        return reading
 
-    async def wait(self) -> None:
-        """Wait until at least one reading is queued."""
-        while not len(self):
-            if self._closed:
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+class DeviceChanges(_Mailbox[DeviceChange]):
+    """Reader-state changes of every device, newest per device, in order of change."""
 
-    def __aiter__(self) -> AsyncIterator[Reading]:
-        return self
+    def __init__(self, name: str, on_close: Callable[[_Mailbox[DeviceChange]], None]) -> None:
+        super().__init__(name, on_close)
+        self._latest: dict[str, DeviceChange] = {}
 
-    async def __anext__(self) -> Reading:
-        return await self.get()
+    def __len__(self) -> int:
+        return len(self._latest)
 
-    def close(self) -> None:
-        """Unsubscribe; a waiting consumer gets StopAsyncIteration."""
+    def _put(self, change: DeviceChange) -> None:
         if self._closed:
             return
-        self._closed = True
-        self._on_close(self)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self._latest.pop(change.device, None) is not None:
+            self.dropped += 1  # superseded before it was taken
+        self._latest[change.device] = change
+        self._wake()
+
+    def get_nowait(self) -> DeviceChange | None:
+        if not self._latest:
+            return None
+        device = next(iter(self._latest))
+        self.delivered += 1
+        return self._latest.pop(device)
 
 
 class Hub:
-    """Fan-out of readings plus the shared device and output state."""
+    """Fan-out of readings and device changes; read-only views of device and output state."""
 
     def __init__(self) -> None:
         self._subscribers: list[Subscription] = []
+        self._change_subscribers: list[DeviceChanges] = []
         self.latest: dict[str, Reading] = {}
-        self.devices: dict[str, DeviceState] = {}
-        self.outputs: dict[str, OutputState] = {}
+        self._devices: dict[str, DeviceState] = {}
+        self._outputs: dict[str, OutputState] = {}
         self.published = 0
         self._listeners: list[Callable[[Reading], None]] = []
         self._limited = RateLimitedLogger(_LOGGER, interval=60.0)
+
+    # -- readings ------------------------------------------------------------------------------
 
     def subscribe(
         self, name: str, *, maxsize: int = 256, latest_only: bool = False
@@ -221,8 +219,8 @@ class Hub:
         self._subscribers.append(sub)
         return sub
 
-    def _unsubscribe(self, sub: Subscription) -> None:
-        if sub in self._subscribers:
+    def _unsubscribe(self, sub: _Mailbox[Reading]) -> None:
+        if isinstance(sub, Subscription) and sub in self._subscribers:
             self._subscribers.remove(sub)
 
     @property
@@ -233,20 +231,6 @@ class Hub:
         """A synchronous callback run on every reading (must be quick); returns unsubscribe."""
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
-
-    def device(self, name: str, port: str = "") -> DeviceState:
-        """The state record of a device (created on first use)."""
-        state = self.devices.get(name)
-        if state is None:
-            state = self.devices[name] = DeviceState(name, port)
-        return state
-
-    def output(self, name: str) -> OutputState:
-        """The state record of an output (created on first use)."""
-        state = self.outputs.get(name)
-        if state is None:
-            state = self.outputs[name] = OutputState(name)
-        return state
 
     def publish(self, reading: Reading) -> None:
         """Hand a reading to every subscriber. Never awaits; never raises."""
@@ -266,3 +250,49 @@ class Hub:
                     reading.device,
                     exc_info=True,
                 )
+
+    # -- state records and change notifications -------------------------------------------------
+
+    @property
+    def devices(self) -> Mapping[str, DeviceState]:
+        """Read-only view: device name -> its state (written by its session only)."""
+        return MappingProxyType(self._devices)
+
+    @property
+    def outputs(self) -> Mapping[str, OutputState]:
+        """Read-only view: output name -> its state (written by the output only)."""
+        return MappingProxyType(self._outputs)
+
+    def device(self, name: str, port: str = "") -> DeviceState:
+        """The state record of a device, for its session (created on first use)."""
+        state = self._devices.get(name)
+        if state is None:
+            state = self._devices[name] = DeviceState(name, port)
+        return state
+
+    def output(self, name: str) -> OutputState:
+        """The state record of an output, for the output (created on first use)."""
+        state = self._outputs.get(name)
+        if state is None:
+            state = self._outputs[name] = OutputState(name)
+        return state
+
+    def device_changes(self, name: str) -> DeviceChanges:
+        """Subscribe to reader-state changes; starts with every known device's current state."""
+        sub = DeviceChanges(name, self._unsubscribe_changes)
+        for state in self._devices.values():
+            sub._put(state.snapshot())
+        self._change_subscribers.append(sub)
+        return sub
+
+    def _unsubscribe_changes(self, sub: _Mailbox[DeviceChange]) -> None:
+        if isinstance(sub, DeviceChanges) and sub in self._change_subscribers:
+            self._change_subscribers.remove(sub)
+
+    def device_changed(self, state: DeviceState) -> None:
+        """Tell change subscribers about ``state``'s new reader state (its session calls this)."""
+        if not self._change_subscribers:
+            return
+        change = state.snapshot()
+        for sub in self._change_subscribers:
+            sub._put(change)

@@ -10,6 +10,7 @@ where Python would otherwise ignore SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -23,12 +24,12 @@ from typing import Any, ClassVar
 from .backoff import Backoff
 from .config import Config, ConfigError, load_config, masked
 from .fields import lookup
-from .hub import DeviceState, Hub, OutputState, Subscription
+from .hub import Hub, OutputState, Subscription
 from .logsetup import RateLimitedLogger, setup_logging
 from .outputs import build_outputs
 from .outputs.base import Output
 from .reading import Reading
-from .serial_port import DeviceReader
+from .session import DeviceSession
 from .watchdog import Watchdog
 from .web import WebServer
 
@@ -183,7 +184,7 @@ class Service:
         interval = config.logging.readings_interval
         if interval > 0 and not {o.name for o in self.outputs} - _SILENT_OUTPUTS:
             self.outputs.append(ReadingLog(interval))
-        self.readers = [DeviceReader(d, self.hub, config.watchdog) for d in config.device]
+        self.readers = [DeviceSession(d, self.hub, config.watchdog) for d in config.device]
         self.supervisors: dict[str, Supervisor] = {}
 
     def _supervisor(
@@ -206,14 +207,11 @@ class Service:
         async with asyncio.TaskGroup() as group:
             device_tasks: list[asyncio.Task[None]] = []
             for reader in self.readers:
-                state = reader.state
-
-                def crashed(reason: str, state: DeviceState = state) -> None:
-                    state.reason = f"reader crashed: {reason}"
-
+                crashed = functools.partial(reader.report_crash, "reader")
                 sup = self._supervisor(f"reader {reader.name}", reader.run, crashed)
                 device_tasks.append(group.create_task(sup.run(), name=f"reader-{reader.name}"))
                 dog = Watchdog(self.config.watchdog, reader)
+                crashed = functools.partial(reader.report_crash, "watchdog")
                 sup = self._supervisor(f"watchdog {reader.name}", dog.run, crashed)
                 device_tasks.append(group.create_task(sup.run(), name=f"watchdog-{reader.name}"))
             output_tasks = [self._start_output(group, output) for output in self.outputs]

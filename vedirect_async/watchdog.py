@@ -1,4 +1,4 @@
-"""Detects a reader that is silent, garbled or stuck, and restarts it; reopen backoff.
+"""Detects a device session that is silent, garbled or stuck, and asks it to restart.
 
 What "stuck" means (design.md) and what happens:
 
@@ -7,33 +7,33 @@ What "stuck" means (design.md) and what happens:
 - bytes but no valid reading for ``invalid_timeout`` (wrong baud rate, garbage, a device stuck
   in HEX mode, the wrong device) → the same;
 - the port vanished (``connection_lost``, missing ``/dev/serial/by-id`` link) → the reader
-  itself reopens with :class:`Backoff` until it comes back;
+  session itself reopens with its backoff until it comes back;
 - readings byte-identical for ``stuck_timeout`` (optional, 0 = off; a BMV at rest can
   legitimately repeat) → counted and logged once, never restarted.
 
-:func:`check` is the pure decision; :class:`Watchdog` is one monitor task per reader that
+:func:`check` is the pure decision; :class:`Watchdog` is one monitor task per session that
 sleeps until the next deadline (no polling tick), so a healthy device costs one wake-up per
-timeout period.
+timeout period. The watchdog writes no state: it reads the session's
+:class:`~vedirect_async.state.DeviceState` and acts through the session
+(:meth:`~vedirect_async.session.DeviceSession.restart`,
+:meth:`~vedirect_async.session.DeviceSession.report_stuck`), the state's only writer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .config import WatchdogConfig
-from .hub import DeviceState, ReaderState
+from .state import DeviceState, ReaderState
 
 if TYPE_CHECKING:
-    from .serial_port import DeviceReader
+    from .session import DeviceSession
 
 __all__ = ["Verdict", "Watchdog", "check"]
-
-_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,55 +86,38 @@ def check(state: DeviceState, opened_at: float, now: float, config: WatchdogConf
 
 
 class Watchdog:
-    """Monitors one :class:`~vedirect_async.serial_port.DeviceReader`; run as a task."""
+    """Monitors one :class:`~vedirect_async.session.DeviceSession`; run as a task."""
 
     def __init__(
         self,
         config: WatchdogConfig,
-        reader: DeviceReader,
+        session: DeviceSession,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
-        self.reader = reader
+        self.session = session
         self._clock = clock
 
     async def run(self) -> None:
         """Check at each deadline until cancelled."""
-        reader = self.reader
-        state = reader.state
+        session = self.session
+        state = session.state  # read only
         while True:
-            opened_at = reader.opened_at
+            opened_at = session.opened_at
             if opened_at is None:
-                await reader.changed()  # closed: nothing to watch until it reopens
+                await session.changed()  # closed: nothing to watch until it reopens
                 continue
             now = self._clock()
             verdict = check(state, opened_at, now, self.config)
             if verdict.restart is not None:
-                state.state = verdict.restart
-                waiter = reader.changed()
-                reader.restart(verdict.reason)
-                await waiter  # the session closes; look again once it reopens
+                session.restart(verdict.reason, verdict.restart)
+                await session.changed()  # the connection closes; look again once it reopens
                 continue
-            self._note_stuck(state, verdict.stuck)
-            # Wake at the next deadline, or earlier if the reader reopens (new opened_at).
+            session.report_stuck(verdict.stuck)
+            # Wake at the next deadline, or earlier if the session reopens (new opened_at).
             delay = max(0.0, verdict.next_check - now) + 0.001
-            changed = asyncio.ensure_future(reader.changed())
+            changed = asyncio.ensure_future(session.changed())
             try:
                 await asyncio.wait((changed,), timeout=delay)
             finally:
                 changed.cancel()
-
-    def _note_stuck(self, state: DeviceState, stuck: bool) -> None:
-        if stuck and not state.stuck:
-            state.stuck = True
-            state.stuck_events += 1
-            _LOGGER.warning(
-                "%s: the last %d readings were identical for %g s or more (stuck_timeout); "
-                "counted, not restarting",
-                state.name,
-                state.identical_readings + 1,
-                self.config.stuck_timeout,
-            )
-        elif not stuck and state.stuck:
-            state.stuck = False
-            _LOGGER.info("%s: readings are changing again", state.name)

@@ -39,6 +39,7 @@ from prometheus_client.registry import Collector
 
 from . import fields
 from .config import SECRET_KEYS, Config, ConfigError
+from .errors import SubscriptionClosed
 from .history import History, read_csv_tail
 from .hub import Hub, OutputHealth, ReaderState, Subscription
 from .outputs.csv_log import device_path, parse_columns
@@ -721,7 +722,7 @@ async def _handle_stream(request: web.Request) -> web.StreamResponse:
                 async with asyncio.timeout(STREAM_WRITE_TIMEOUT):
                     await response.write(b": keepalive\n\n")
                 continue
-            except StopAsyncIteration:
+            except SubscriptionClosed:
                 break  # server shutting down
             if wanted is None or reading.device == wanted:
                 await _send(response, "reading", reading_json(reading, state.meta, state.scrub))

@@ -36,8 +36,8 @@ from yarl import URL
 from tests.fake_domoticz import FakeDomoticz
 from tests.mosquitto import Mosquitto, free_port
 from tests.pty_device import PtyDevice
-from vedirect_async.parser import Parser
-from vedirect_async.reading import Assembler, json_value
+from vedirect_async.decoder import Decoder
+from vedirect_async.reading import Reading, json_value
 from vedirect_async.service import to_toml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,17 +124,14 @@ class Valid:
     def __init__(self) -> None:
         self.readings: list[dict[str, object]] = []
         self._by_voltage: dict[object, list[dict[str, object]]] = {}
-        self._decoders: dict[str, tuple[Parser, Assembler]] = {}
+        self._decoders: dict[str, Decoder] = {}
 
     def add_stream(self, key: str, data: bytes) -> int:
         """Decode clean bytes of stream ``key`` (continuing that stream); return readings."""
-        if key not in self._decoders:
-            self._decoders[key] = (Parser(), Assembler(key))
-        parser, assembler = self._decoders[key]
+        decoder = self._decoders.get(key) or self._decoders.setdefault(key, Decoder(key))
         count = 0
-        for event in parser.feed(data):
-            reading = assembler.feed_event(event, datetime.now(UTC), time.monotonic())
-            if reading is not None:
+        for reading in decoder.feed(data, time.monotonic(), datetime.now(UTC)):
+            if isinstance(reading, Reading):
                 self.add({k: json_value(v) for k, v in reading.values.items()})
                 count += 1
         return count

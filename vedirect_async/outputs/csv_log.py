@@ -56,6 +56,7 @@ import aiofiles
 import aiofiles.os
 
 from ..config import Config, ConfigError, CsvConfig
+from ..errors import SubscriptionClosed
 from ..fields import lookup
 from ..hub import Hub, OutputState, Subscription
 from ..reading import UNAVAILABLE, Reading, Value
@@ -614,7 +615,7 @@ class CsvOutput(Output):
         except asyncio.CancelledError:
             await self._shutdown(readings, state)
             raise
-        except StopAsyncIteration:
+        except SubscriptionClosed:
             return  # unsubscribed
 
     async def _every_reading(self, readings: Subscription, state: OutputState) -> None:

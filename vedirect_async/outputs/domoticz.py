@@ -62,6 +62,7 @@ from ..config import (
     DomoticzDevice,
     load_config,
 )
+from ..errors import SubscriptionClosed
 from ..fields import lookup, unit_of
 from ..hub import OutputState, Subscription
 from ..reading import UNAVAILABLE, Reading, Value
@@ -692,7 +693,7 @@ class DomoticzOutput(Output):
         ) as session:
             if self.config.probe:
                 await self._probe(session)
-            with contextlib.suppress(StopAsyncIteration):  # the subscription was closed
+            with contextlib.suppress(SubscriptionClosed):  # the subscription was closed
                 await self._loop(session, readings, state)
 
     async def _loop(

@@ -13,7 +13,7 @@ import serial
 from vedirect_async.config import WatchdogConfig
 from vedirect_async.hub import ReaderState
 from vedirect_async.parser import encode_block
-from vedirect_async.serial_port import describe_open_error
+from vedirect_async.session import describe_open_error
 
 from .pty_device import PtyDevice, bmv_block, start_reader, wait_until
 

@@ -1,15 +1,29 @@
-"""Serial port → parser → assembler → hub, for one device; reopens whatever happens.
+"""The device session: one ``[[device]]``'s port, its :class:`Decoder` and its state.
 
-- The port is opened and closed off the event loop by pyserial-asyncio-fast (19200 8N1;
-  the path may be a ``/dev/serial/by-id/...`` link). The asyncio Protocol's
-  ``data_received`` only feeds the parser and hands readings to the hub synchronously: it
-  never awaits, never does I/O, never lets an exception escape.
-- ``simulator:<kind>`` ports read the simulator's in-process byte stream through the very same
-  feed path, so the watchdog, counters and outputs behave exactly as with a device.
-- Any way the port can fail (missing, unplugged, permission denied, not a serial port, silent
-  or garbled as judged by the watchdog) ends the *session*; :meth:`DeviceReader.run` logs one
-  line (the first failure of a streak at WARNING, repeats at DEBUG) and reopens after a capped
-  exponential backoff with jitter, reset by the first valid reading.
+:class:`DeviceSession` (one per configured device) owns
+
+- the **port**: opened and closed off the event loop by pyserial-asyncio-fast (19200 8N1; the
+  path may be a ``/dev/serial/by-id/...`` link), or the in-process simulator stream for
+  ``simulator:<kind>`` ports (the very same feed path, so the watchdog, counters and outputs
+  behave exactly as with a device);
+- the **decoder** (:class:`~vedirect_async.decoder.Decoder`, sans-IO): the asyncio Protocol's
+  ``data_received`` feeds it and hands each reading to the hub synchronously: it never awaits,
+  never does I/O, never lets an exception escape;
+- its **state** (:class:`~vedirect_async.state.DeviceState`): the session is its only writer.
+  The watchdog reads it and calls :meth:`DeviceSession.restart` / :meth:`report_stuck`;
+  every change of reader state, reason or stuck flag is announced on the hub
+  (:meth:`Hub.device_changed <vedirect_async.hub.Hub.device_changed>`), so nobody polls.
+
+Any way the port can fail (missing, unplugged, permission denied, not a serial port, silent or
+garbled as judged by the watchdog) ends the *connection*; :meth:`DeviceSession.run` logs one
+line (the first failure of a streak at WARNING, repeats at DEBUG) and reopens after a capped
+exponential backoff with jitter, reset by the first valid reading.
+
+The way back to the device (issue 14's command path) goes through the same object:
+:meth:`DeviceSession.write` puts bytes on the open port
+(:class:`~vedirect_async.errors.PortClosedError` when there is none), and every verified HEX
+record the decoder separates from the text stream reaches :meth:`DeviceSession._on_hex` on
+the event loop, where answers are matched to the command in flight.
 """
 
 from __future__ import annotations
@@ -20,19 +34,23 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from typing import cast
 
 import serial
 import serial_asyncio_fast
 
 from .backoff import Backoff
 from .config import DeviceConfig, WatchdogConfig
-from .hub import DeviceState, Hub, ReaderState
+from .decoder import Decoder
+from .errors import PortClosedError
+from .hub import Hub
 from .logsetup import RateLimitedLogger
-from .parser import ErrorEvent, Parser, TextBlock
-from .reading import Assembler, Reading
+from .parser import ErrorEvent, HexRecord
+from .reading import Reading
+from .state import DeviceState, ReaderState
 
-__all__ = ["SIMULATOR_PREFIX", "DeviceReader", "describe_open_error"]
+__all__ = ["SIMULATOR_PREFIX", "DeviceSession", "describe_open_error"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -62,7 +80,7 @@ def describe_open_error(port: str, exc: BaseException) -> str:
 
 
 class _SerialProtocol(asyncio.Protocol):
-    """Adapter: bytes to the reader's feed; the loss of the port to the reader's session."""
+    """Adapter: bytes to the session's feed; the loss of the port ends the connection."""
 
     def __init__(
         self, feed: Callable[[bytes], None], lost: Callable[[Exception | None], None]
@@ -71,17 +89,26 @@ class _SerialProtocol(asyncio.Protocol):
         self._lost = lost
 
     def data_received(self, data: bytes) -> None:
-        self._feed(data)  # DeviceReader._feed contains every exception itself
+        self._feed(data)  # DeviceSession._feed contains every exception itself
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost(exc)
 
 
-class DeviceReader:
+@dataclass(frozen=True, slots=True)
+class _Connection:
+    """An open port (or simulator stream): how to write to it and how to close it."""
+
+    close: Callable[[], Awaitable[None]]
+    write: Callable[[bytes], None] | None  # None: this stream cannot be written to
+
+
+class DeviceSession:
     """Reads one ``[[device]]`` for as long as :meth:`run` runs; reopens on any failure.
 
-    ``state`` (the hub's :class:`~vedirect_async.hub.DeviceState`) carries the reader state,
-    reason, parser counters, freshness and restart count for ``/health`` and the watchdog.
+    ``state`` (a :class:`~vedirect_async.state.DeviceState`, also in ``hub.devices``) carries
+    the reader state, reason, parser counters, freshness and restart count; only this object
+    writes it.
     """
 
     def __init__(self, device: DeviceConfig, hub: Hub, watchdog: WatchdogConfig) -> None:
@@ -90,86 +117,141 @@ class DeviceReader:
         self.baudrate = device.baudrate
         self.hub = hub
         self.state: DeviceState = hub.device(device.name, device.port)
-        self.opened_at: float | None = None  # monotonic time the current session opened
-        self.sessions = 0  # sessions opened so far
-        self._parser = Parser()
-        self.state.parser = self._parser.stats
-        self._assembler = Assembler(device.name)
+        self.opened_at: float | None = None  # monotonic time the current connection opened
+        self.sessions = 0  # connections opened so far
+        self.decoder = Decoder(device.name)
+        self.state.parser = self.decoder.parser_stats
+        self.hex_records = 0  # verified HEX records received (answers and async :A records)
         self._unknown_logged = 0  # unknown labels already named in the log
         self._previous: Reading | None = None
         self._backoff = Backoff(watchdog.backoff_initial, watchdog.backoff_max)
-        self._failures = 0  # failed sessions since the last valid reading
+        self._failures = 0  # failed connections since the last valid reading
         self._end: asyncio.Future[str] | None = None
+        self._connection: _Connection | None = None
         self._changed = asyncio.Event()
         self._limited = RateLimitedLogger(_LOGGER, interval=300.0)
+        self._stuck_timeout = watchdog.stuck_timeout
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Open, read, and on any failure reopen after a backoff; until cancelled."""
-        state = self.state
         try:
             while True:
-                reason = await self._session()
+                reason = await self._connect()
                 self._failures += 1
                 delay = self._backoff.next()
                 level = logging.WARNING if self._failures == 1 else logging.DEBUG
                 _LOGGER.log(level, "%s: %s; reopening in %.1f s", self.name, reason, delay)
-                if state.state not in (ReaderState.SILENT, ReaderState.INVALID):
-                    state.state = ReaderState.RECONNECTING
-                state.reason = reason
-                self._notify()
+                # A watchdog verdict (SILENT/INVALID) stays visible through the backoff.
+                current = self.state.state
+                keep = current in (ReaderState.SILENT, ReaderState.INVALID)
+                if not self._set(current if keep else ReaderState.RECONNECTING, reason):
+                    self._notify()  # another failed attempt is news to waiters, not to the hub
                 await asyncio.sleep(delay)
-                state.state = ReaderState.RECONNECTING
+                self._set(ReaderState.RECONNECTING)
         finally:
-            state.state = ReaderState.STOPPED
-            self._notify()
+            self._set(ReaderState.STOPPED)
 
-    def restart(self, reason: str) -> None:
-        """End the current session (the watchdog's lever); ``run`` logs and reopens."""
+    def restart(self, reason: str, verdict: ReaderState | None = None) -> None:
+        """End the current connection (the watchdog's lever); ``run`` logs and reopens.
+
+        ``verdict`` (SILENT or INVALID) is shown as the reader state until the reopen.
+        """
         end = self._end
-        if end is not None and not end.done():
-            end.set_result(reason)
+        if end is None or end.done():
+            return
+        if verdict is not None:
+            self._set(verdict, reason)
+        end.set_result(reason)
+
+    def report_stuck(self, stuck: bool) -> None:
+        """The watchdog's judgement on identical readings: flag (once, counted) or clear."""
+        state = self.state
+        if stuck == state.stuck:
+            return
+        state.stuck = stuck
+        if stuck:
+            state.stuck_events += 1
+            _LOGGER.warning(
+                "%s: the last %d readings were identical for %g s or more (stuck_timeout); "
+                "counted, not restarting",
+                self.name,
+                state.identical_readings + 1,
+                self._stuck_timeout,
+            )
+        else:
+            _LOGGER.info("%s: readings are changing again", self.name)
+        self.hub.device_changed(state)
+
+    def report_crash(self, what: str, reason: str) -> None:
+        """The service's supervisor saw ``what`` (the reader, its watchdog) fail: say so."""
+        self._set(self.state.state, f"{what} crashed: {reason}")
 
     def changed(self) -> Awaitable[bool]:
-        """Completes at the next change: session open/close, failed open, first reading."""
+        """Completes at the next change: connection open/close, failed open, first reading."""
         return self._changed.wait()
 
+    def write(self, data: bytes) -> None:
+        """Put ``data`` on the open port (a HEX command). Never blocks: the transport buffers.
+
+        Raises :class:`~vedirect_async.errors.PortClosedError` when no port is open or the stream
+        cannot be written to (the built-in simulator's text stream).
+        """
+        connection = self._connection
+        if connection is None or connection.write is None:
+            raise PortClosedError(f"{self.name}: no writable port open")
+        connection.write(data)
+
+    def _set(self, reader_state: ReaderState, reason: str | None = None) -> bool:
+        """The one place the reader state changes: write it; if it changed, wake ``changed()``
+        waiters and tell the hub. Returns whether anything changed."""
+        state = self.state
+        if state.state is reader_state and (reason is None or reason == state.reason):
+            return False
+        state.state = reader_state
+        if reason is not None:
+            state.reason = reason
+        self._notify()
+        self.hub.device_changed(state)
+        return True
+
     def _notify(self) -> None:
+        """Wake ``changed()`` waiters (open/close) without a reader-state change."""
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def _session(self) -> str:
+    async def _connect(self) -> str:
         """One open port (or simulator stream) until it ends; returns why it ended."""
         loop = asyncio.get_running_loop()
         end: asyncio.Future[str] = loop.create_future()
         self._end = end
-        self._parser.reset()  # a partial block of the last session must not merge into this
-        self._assembler.reset()  # nor a half-assembled update
-        close: Callable[[], Awaitable[None]]
+        self.decoder.reset()  # a partial block or update of the last connection must not merge
         if self.port.startswith(SIMULATOR_PREFIX):
-            close = self._open_simulator(self.port[len(SIMULATOR_PREFIX) :], end)
+            connection = self._open_simulator(self.port[len(SIMULATOR_PREFIX) :], end)
         else:
             try:
-                close = await self._open_serial(end)
+                connection = await self._open_serial(end)
             except (serial.SerialException, OSError, ValueError) as exc:
                 return describe_open_error(self.port, exc)
         self.sessions += 1
-        self.state.state = ReaderState.STARTING
+        self._connection = connection
         self.opened_at = time.monotonic()
-        self._notify()
+        if not self._set(ReaderState.STARTING):
+            self._notify()  # the open itself is news to the watchdog
         try:
             reason = await end
         finally:
             self.opened_at = None
             self._end = None
-            await close()
+            self._connection = None
+            await connection.close()
             self._notify()
         self.state.restarts += 1
         return reason
 
-    async def _open_serial(self, end: asyncio.Future[str]) -> Callable[[], Awaitable[None]]:
-        """Open the port in an executor; returns an awaitable closer."""
+    async def _open_serial(self, end: asyncio.Future[str]) -> _Connection:
+        """Open the port in an executor; returns the connection."""
         loop = asyncio.get_running_loop()
         closed: asyncio.Future[None] = loop.create_future()
         target = await loop.run_in_executor(None, os.path.realpath, self.port)
@@ -196,16 +278,16 @@ class DeviceReader:
             transport.close()
             try:
                 # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
-                # that races the inner future's completion (the reader would then reopen).
+                # that races the inner future's completion (the session would then reopen).
                 async with asyncio.timeout(_CLOSE_TIMEOUT):
                     await asyncio.shield(closed)
             except TimeoutError:
                 _LOGGER.warning("%s: closing %s timed out; abandoning it", self.name, self.port)
 
-        return close
+        return _Connection(close, transport.write)
 
-    def _open_simulator(self, kind: str, end: asyncio.Future[str]) -> Callable[[], Awaitable[None]]:
-        """Pump the simulator's stream into the feed from a task; returns its closer."""
+    def _open_simulator(self, kind: str, end: asyncio.Future[str]) -> _Connection:
+        """Pump the simulator's stream into the feed from a task; returns the connection."""
 
         async def pump() -> None:
             try:
@@ -216,7 +298,7 @@ class DeviceReader:
                     self._feed(chunk)
             except ValueError as exc:
                 reason = f"simulator {kind!r} unavailable: {exc}"
-            except Exception as exc:  # a simulator bug must not kill the reader
+            except Exception as exc:  # a simulator bug must not kill the session
                 _LOGGER.exception("%s: simulator %r failed", self.name, kind)
                 reason = f"simulator {kind!r} failed: {exc!r}"
             else:
@@ -231,7 +313,7 @@ class DeviceReader:
             task.cancel()
             await asyncio.wait((task,))  # unlike `await task`, never mistakes our own cancel
 
-        return close
+        return _Connection(close, None)
 
     @property
     def _open_level(self) -> int:
@@ -241,24 +323,17 @@ class DeviceReader:
     # -- the hot path: runs inside data_received ------------------------------------------
 
     def _feed(self, data: bytes) -> None:
-        """Bytes → parser → assembler → hub. Never raises, never awaits."""
+        """Bytes → decoder → hub (readings) / command path (HEX). Never raises, never awaits."""
         try:
             now = time.monotonic()
-            state = self.state
-            state.last_byte = now
-            assembler = self._assembler
-            wall: datetime | None = None  # read once per chunk, and only if a block is in it
-            for event in self._parser.feed(data):
-                if type(event) is TextBlock:
-                    if wall is None:
-                        wall = datetime.now(UTC)
-                    reading = assembler.feed(event, wall, now)
-                    if reading is not None:
-                        self._publish(reading)
+            self.state.last_byte = now
+            for event in self.decoder.feed(data, now):
+                if type(event) is Reading:
+                    self._publish(event)
                 elif type(event) is ErrorEvent:
-                    # a lost block ends the update in progress: no merge across the loss
-                    assembler.feed_event(event, datetime.now(UTC), now)
                     self._bad_input(event)
+                else:
+                    self._on_hex(cast(HexRecord, event))
         except Exception:
             self._limited.log(
                 logging.ERROR,
@@ -269,6 +344,13 @@ class DeviceReader:
                 self.port,
                 exc_info=True,
             )
+
+    def _on_hex(self, record: HexRecord) -> None:
+        """A verified HEX record: an answer to a command in flight, or an async value.
+
+        Counted only, for now; the command path (issue 14) matches answers here.
+        """
+        self.hex_records += 1
 
     def _bad_input(self, event: ErrorEvent) -> None:
         """Rejected bytes are counted by the parser; say so now and then, never per block."""
@@ -287,8 +369,9 @@ class DeviceReader:
         state.readings += 1
         state.last_reading = reading.monotonic
         state.last_reading_wall = time.time()
-        state.unknown_labels = self._assembler.unknown_labels
-        if len(self._assembler.unknown_label_names) > self._unknown_logged:
+        stats = self.decoder.stats
+        state.unknown_labels = stats.unknown_labels
+        if len(self.decoder.unknown_label_names) > self._unknown_logged:
             self._log_unknown_labels()
         previous = self._previous
         if previous is not None and previous.raw == reading.raw:
@@ -302,7 +385,7 @@ class DeviceReader:
         self.hub.publish(reading)
 
     def _log_unknown_labels(self) -> None:
-        names = self._assembler.unknown_label_names
+        names = self.decoder.unknown_label_names
         _LOGGER.info(
             "%s: label(s) not in the catalogue, kept as text: %s",
             self.name,
@@ -311,18 +394,15 @@ class DeviceReader:
         self._unknown_logged = len(names)
 
     def _recovered(self) -> None:
-        """First valid reading of a session: reset backoff, say so if it had failed."""
-        state = self.state
+        """First valid reading of a connection: reset backoff, say so if it had failed."""
         if self._failures:
             _LOGGER.info(
                 "%s: reading again from %s (after %d failed attempts; last: %s)",
                 self.name,
                 self.port,
                 self._failures,
-                state.reason,
+                self.state.reason,
             )
         self._failures = 0
         self._backoff.reset()
-        state.state = ReaderState.READING
-        state.reason = ""
-        self._notify()
+        self._set(ReaderState.READING, "")

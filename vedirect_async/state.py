@@ -1,0 +1,111 @@
+"""The service's shared state records: one owner writes each, everyone else reads.
+
+- :class:`DeviceState`: written only by the device's
+  :class:`~vedirect_async.session.DeviceSession` (reader state, reason, counters, freshness,
+  the stuck flag). The watchdog reads it and asks the session to act; ``/health``,
+  ``/metrics`` and the outputs read it through the hub's read-only ``devices`` view and learn
+  of reader-state changes from :meth:`Hub.device_changes <vedirect_async.hub.Hub.device_changes>`
+  (a :class:`DeviceChange` per change), never by polling.
+- :class:`OutputState`: written only by its output (and by the service's supervisor when the
+  output crashes), read by ``/health`` and ``/metrics``.
+
+Pure data: no asyncio, no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+
+from .parser import ParserStats
+
+__all__ = ["DeviceChange", "DeviceState", "OutputHealth", "OutputState", "ReaderState"]
+
+
+class ReaderState(enum.StrEnum):
+    """What a device's reader is doing."""
+
+    STARTING = "starting"
+    READING = "reading"  # port open, valid readings arriving
+    SILENT = "silent"  # port open, no bytes for silence_timeout
+    INVALID = "invalid"  # bytes, but no valid reading for invalid_timeout
+    RECONNECTING = "reconnecting"  # port closed, waiting to reopen (backoff)
+    STOPPED = "stopped"
+
+
+@dataclass(slots=True)
+class DeviceState:
+    """Per-device counters and freshness. Its session is the only writer."""
+
+    name: str
+    port: str
+    state: ReaderState = ReaderState.STARTING
+    reason: str = ""
+    parser: ParserStats = field(default_factory=ParserStats)
+    readings: int = 0
+    restarts: int = 0  # reader restarts by the watchdog or after a lost port
+    identical_readings: int = 0  # consecutive byte-identical readings (stuck detection)
+    identical_since: float | None = None  # monotonic time of the first of those readings
+    stuck: bool = False  # identical for watchdog.stuck_timeout (counted, never restarted)
+    stuck_events: int = 0
+    last_byte: float | None = None  # monotonic
+    last_reading: float | None = None  # monotonic
+    last_reading_wall: float | None = None  # time.time()
+    unknown_labels: int = 0
+
+    def snapshot(self) -> DeviceChange:
+        """The reader state as an immutable record (what change subscribers receive)."""
+        return DeviceChange(self.name, self.state, self.reason, self.stuck)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceChange:
+    """A device's reader state at one moment: sent to ``hub.device_changes()`` subscribers
+    whenever its state, reason or stuck flag changes."""
+
+    device: str
+    state: ReaderState
+    reason: str
+    stuck: bool = False
+
+
+class OutputHealth(enum.StrEnum):
+    """An output's own view of itself."""
+
+    OK = "ok"
+    DEGRADED = "degraded"  # working, but something is off (e.g. retrying, an idx rejected)
+    FAILED = "failed"  # not delivering
+
+
+@dataclass(slots=True)
+class OutputState:
+    """Per-output state, updated by the output, read by /health and /metrics."""
+
+    name: str
+    health: OutputHealth = OutputHealth.OK
+    reason: str = ""
+    last_success: float | None = None  # time.time()
+    successes: int = 0
+    failures: int = 0
+    restarts: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def ok(self) -> None:
+        """Record a success (and clear any degraded/failed reason)."""
+        self.health = OutputHealth.OK
+        self.reason = ""
+        self.successes += 1
+        self.last_success = time.time()
+
+    def degraded(self, reason: str) -> None:
+        self.health = OutputHealth.DEGRADED
+        self.reason = reason
+
+    def failed(self, reason: str) -> None:
+        self.health = OutputHealth.FAILED
+        self.reason = reason
+        self.failures += 1
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
