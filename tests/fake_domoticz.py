@@ -289,6 +289,8 @@ class FakeDomoticz:
         self.legacy_rtypes = legacy_rtypes
         self.devices: dict[int, FakeDevice] = {}
         self.hardware: dict[int, str] = {1: "Domoticz Internal"}
+        #: hardware idx -> htype (15 = Dummy; 0 is the built-in one, never listed)
+        self.hardware_types: dict[int, int] = {1: 0}
 
         # fault injection
         self.fault: Fault | None = None  # applies to every request
@@ -525,6 +527,7 @@ class FakeDomoticz:
             "udevice": lambda: self._udevice(params, user, rights),
             "udevices": lambda: self._udevices(params, body, rights),
             "getdevices": lambda: self._getdevices(params),
+            "gethardware": lambda: self._gethardware(rights),
             "addhardware": lambda: self._addhardware(params, rights),
             "createdevice": lambda: self._createdevice(params, rights),
             "createvirtualsensor": lambda: self._createvirtualsensor(params, rights),
@@ -677,6 +680,38 @@ class FakeDomoticz:
             payload["result"] = [self._device_json(d) for d in self.devices.values()]
         return _json_response(payload)
 
+    def _gethardware(self, rights: int) -> web.Response:
+        # Cmd_GetHardware: admin only; the built-in "Domoticz Internal" is never listed
+        if rights < 2:
+            return _json_response({"status": "ERR"}, status=403)
+        payload: dict[str, Any] = {"status": "OK", "title": "Hardware"}
+        rows = [
+            {
+                "Address": "",
+                "DataTimeout": 0,
+                "Enabled": "true",
+                "Extra": "",
+                "Mode1": 0,
+                "Mode2": 0,
+                "Mode3": 0,
+                "Mode4": 0,
+                "Mode5": 0,
+                "Mode6": 0,
+                "Name": name,
+                "Password": "",
+                "Port": 1,
+                "SerialPort": "",
+                "Type": self.hardware_types.get(idx, 15),
+                "Username": "",
+                "idx": str(idx),
+            }
+            for idx, name in sorted(self.hardware.items())
+            if self.hardware_types.get(idx, 15) != 0
+        ]
+        if rows:
+            payload["result"] = rows
+        return _json_response(payload)
+
     def _addhardware(self, params: dict[str, str], rights: int) -> web.Response:
         if rights < 2:
             return _json_response({"status": "ERR"}, status=403)
@@ -684,6 +719,7 @@ class FakeDomoticz:
             return _json_response({"status": "ERR"})
         idx = max(self.hardware) + 1
         self.hardware[idx] = params["name"]
+        self.hardware_types[idx] = 15
         return _json_response({"idx": str(idx), "status": "OK", "title": "AddHardware"})
 
     def _new_device(

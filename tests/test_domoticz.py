@@ -87,7 +87,7 @@ async def _until(predicate: Callable[[], bool], within: float = 5.0) -> None:
         ("current", -3.21, "current", None, (0, "-3.210")),
         ("percentage", 87.46, "soc", None, (0, "87.5")),
         ("custom", -12.345, "consumed_ah", None, (0, "-12.345")),
-        ("custom", float("inf"), "time_to_go", None, None),
+        ("custom", float("inf"), "time_to_go", None, (0, "99999.000")),  # the sentinel
         ("kwh", 123.45, "history_discharged_energy", -40.5, (0, "-40.5;123450")),
         ("kwh", 1.0, "history_charged_energy", None, (0, "0.0;1000")),
         ("usage", 250, "panel_power", None, (0, "250.0")),
@@ -305,7 +305,8 @@ def _no_trust(fake: FakeDomoticz) -> None:
             "failed",
         ),
         (lambda f: setattr(f, "fault", Fault.FORBIDDEN), {}, "403 Forbidden", "failed"),
-        (lambda f: f.err_idx.add(1), {}, "ERR for bmv.V → idx 1", "degraded"),
+        # the only idx rejected: nothing reaches Domoticz, which is a failure (issue 13)
+        (lambda f: f.err_idx.add(1), {}, "ERR for bmv.V → idx 1", "failed"),
         (lambda f: None, {"url_suffix": "/old"}, "404 Not Found", "failed"),
         (lambda f: setattr(f, "fault", Fault.NON_JSON), {}, "not Domoticz JSON", "failed"),
         (lambda f: setattr(f, "fault", Fault.HTTP500), {}, "HTTP 500", "failed"),
@@ -461,14 +462,14 @@ async def test_legacy_udevices_sends_the_old_scripts_json(captures_dir: Path) ->
 
 
 async def test_legacy_missing_script_is_reported() -> None:
-    """udevices ERR (no such Lua parser) degrades the output with a reason naming the script."""
+    """udevices ERR (no such Lua parser): nothing reaches Domoticz, failed, naming the script."""
     async with FakeDomoticz(scripts={}) as fake:
         hub = Hub()
         output = _output(fake, mode="udevices", devices=[], interval=10.0)
         async with _running(output, hub) as state:
             hub.publish(_reading(raw=(("V", "12800"), ("I", "-100"))))
             await fake.wait_requests(1, command="udevices")
-            await _until(lambda: state.health is OutputHealth.DEGRADED)
+            await _until(lambda: state.health is OutputHealth.FAILED)
         assert "lua_parsers/ap_bmv.lua" in state.reason
 
 
@@ -501,6 +502,7 @@ def _args(tmp_path: Path, url: str, **kw: Any) -> argparse.Namespace:
         "password_env": "VEDIRECT_TEST_NO_SUCH_VARIABLE",
         "hardware_name": "vedirect",
         "dry_run": False,
+        "force": False,
     }
     values.update(kw)
     return argparse.Namespace(**values)

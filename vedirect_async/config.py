@@ -244,6 +244,21 @@ class DomoticzConfig:
     probe: bool = field(
         default=True, metadata=_doc("at start, ask Domoticz its version and check each idx")
     )
+    fail_when_rejected: Literal["all", "any", "never"] = field(
+        default="all",
+        metadata=_doc(
+            "when rejected posts (ERR or 403 for an idx, udevices ERR) make the output failed: "
+            "all = a round in which Domoticz accepted none, any = any rejected post, "
+            "never = rejections only degrade it"
+        ),
+    )
+    infinite_value: float = field(
+        default=99999.0,
+        metadata=_doc(
+            "number posted to a numeric device for an infinite value (time to go while the "
+            "battery is not discharging); text and alert devices get 'infinite'"
+        ),
+    )
     devices: list[DomoticzDevice] = field(
         default_factory=list, metadata=_doc("[[domoticz.devices]] idx mapping")
     )

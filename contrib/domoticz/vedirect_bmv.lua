@@ -20,8 +20,10 @@
 --      note their idx (Setup > Devices) and put them in the DEVICES table below.
 --   3. In vedirect_async's config.toml:  [domoticz] enabled = true, mode = "udevices",
 --      script = "vedirect_bmv.lua"
--- Domoticz answers "OK" as soon as this file is found and compiles; a mistake in here only
--- shows in the Domoticz log (Setup > Log), lines starting with "CLuaHandler".
+-- Domoticz answers "OK" as soon as this file is found and compiles. A wrong idx or a label
+-- typo below is SILENT on a real Domoticz (2025.1): no update and no log line. Only a runtime
+-- error logs "CLuaHandler: ..." (Setup > Log), and only a missing file or a syntax error makes
+-- Domoticz answer "ERR". After editing DEVICES check each device's "Last Seen" in Domoticz.
 --
 -- For new installations the default mode "udevice" is better: one request per idx, each
 -- confirmed by Domoticz, no Lua needed (python -m vedirect_async domoticz setup).
@@ -38,7 +40,7 @@ local DEVICE = ""
 -- The idx and factors below are those of the old ap_bmv.lua example, so an existing setup keeps
 -- its devices. H17/H18 there feed Custom sensors in kWh; for an "Electric (Instant+Counter)"
 -- device (Energy dashboard) use factor = 10, decimals = 0, kind = "kwh" (0.01 kWh -> Wh).
--- Delete the lines you do not need; an idx that does not exist is logged by Domoticz.
+-- Delete the lines you do not need; an idx that does not exist is silently ignored.
 local DEVICES = {
   { label = "V",   idx = 60, factor = 0.001, decimals = 3, kind = "value" }, -- battery V
   { label = "I",   idx = 61, factor = 0.001, decimals = 3, kind = "value" }, -- battery A

@@ -160,6 +160,11 @@ def _add_domoticz(sub: SubParsers[argparse.ArgumentParser]) -> None:
     )
     setup.add_argument("--hardware-name", default="vedirect")
     setup.add_argument("--dry-run", action="store_true", help="print the requests, send none")
+    setup.add_argument(
+        "--force",
+        action="store_true",
+        help="create a new hardware and new devices even if ones of these names exist",
+    )
     setup.set_defaults(handler=_domoticz)
 
 

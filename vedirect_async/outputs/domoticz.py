@@ -24,11 +24,15 @@ Decisions (the README's "Domoticz" part says the same for users):
 - **Failures** are classified (refused, timeout, dropped/empty reply, TLS, 401, 403, 404, other
   HTTP status, non-JSON, ``"status":"ERR"`` for an idx or for the Lua script), logged once per
   cause (again at most hourly while it lasts, and once on recovery) and shown as the output's
-  health reason. ``ERR`` for one idx only degrades the output; the other idx are still posted.
+  health reason. A rejected post (``ERR``/403 for an idx, ``ERR`` for the Lua script) is a
+  failed delivery, counted; the other idx are still posted; a round in which Domoticz accepted
+  nothing makes the output failed, a partly rejected one degraded (``fail_when_rejected``).
   The password is never logged: it is sent as a Basic-auth header, never in the URL.
 - **Formatting** is ours, never the locale's: ``.`` decimals, voltage and current with 3
   decimals, percentage 1, custom 3, temperature 2, power 1; kWh devices get ``W;Wh``. Every
   value is percent-encoded (``+`` as ``%2B``: Domoticz turns a raw ``+`` into a space).
+  An infinite value (TTG while not discharging) is ``infinite_value`` on a numeric device and
+  ``infinite`` on a text one, never left to read "0 min" (empty) and never warned about.
   An unavailable value (``---``) or a field the device does not send is not posted, and
   neither is a device's last reading once it is older than ``max(2 * interval, 60 s)``: a
   silent device must not look alive in Domoticz (the old script's "stuck values").
@@ -37,7 +41,6 @@ Decisions (the README's "Domoticz" part says the same for users):
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -55,6 +58,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from .. import __version__
 from ..config import (
     Config,
     ConfigError,
@@ -78,12 +82,14 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__name__)
 
-_USER_AGENT = "vedirect_async"
+_USER_AGENT = f"vedirect-async/{__version__}"
 _BACKOFF_FIRST = 1.0  # first retry delay (or the interval, if shorter), then doubled
 _LOG_REPEAT = 3600.0  # a lasting problem is logged again at most this often
 _STALE_MIN = 60.0  # a device's last reading older than max(2 x interval, this) is not posted
 _CHANGE_GAP = 1.0  # at most one change-triggered post per this many seconds
 _MAX_BODY = 64 * 1024  # a Domoticz answer is tiny; more is not Domoticz
+#: what a numeric device gets for an infinite value (``[domoticz] infinite_value``' default)
+INFINITE_VALUE = 99999.0
 #: catalogue fields whose change is posted at once (post_on_change)
 _TRIGGERS = ("alarm", "relay", "alarm_reason", "charger_state", "error", "off_reason", "load")
 #: kind -> (Type, SubType) Domoticz reports for the matching device ("" = any subtype)
@@ -130,6 +136,8 @@ def _text(value: Value) -> str:
     if isinstance(value, tuple):
         return ", ".join(value) if value else "none"
     if isinstance(value, float):
+        if math.isinf(value):
+            return "infinite" if value > 0 else "-infinite"
         return f"{value:g}"
     return str(value)
 
@@ -141,19 +149,26 @@ def _alert(value: Value, field_name: str) -> tuple[int, str]:
     if isinstance(value, tuple):
         return (4, ", ".join(value)) if value else (1, "No alarm")
     if isinstance(value, int | float):
-        return (4 if value else 1), f"{value:g}"
+        return (4 if value else 1), _text(value)
     found = lookup(field_name)
     quiet = found.table.get(0) if found is not None else None  # e.g. ERR 0 "no error"
     return (1 if value in (quiet, "", "OFF") else 4), str(value)
 
 
 def format_value(
-    kind: str, value: Value, field_name: str = "", power: Value | None = None
+    kind: str,
+    value: Value,
+    field_name: str = "",
+    power: Value | None = None,
+    infinite: float = INFINITE_VALUE,
 ) -> tuple[int, str] | None:
     """(nvalue, svalue) for a Domoticz device of ``kind``; None when it cannot be posted.
 
     ``value`` is in the catalogue unit (V, A, %, kWh ...). For ``kwh`` the svalue is
     ``POWER;ENERGY`` with the energy as a total in Wh and the power in W (``power``, 0 if None).
+    An infinite value (TTG while the battery is not discharging) is ``infinite`` on a text or
+    alert device and the sentinel ``infinite`` on a numeric one: Domoticz reads numbers with C
+    ``atof``, so a text there would show as 0, which reads as "battery empty".
     """
     if value is UNAVAILABLE:
         return None
@@ -161,6 +176,8 @@ def format_value(
         return 0, _text(value)
     if kind == "alert":
         return _alert(value, field_name)
+    if isinstance(value, float) and math.isinf(value) and value > 0 and kind != "kwh":
+        value = infinite
     number = _number(value)
     if number is None:
         return None
@@ -179,15 +196,40 @@ def legacy_json(reading: Reading) -> str:
 
 
 def _basic_auth(username: str, password: str) -> dict[str, str]:
-    """The pre-emptive Basic-auth header (Domoticz never sends WWW-Authenticate); {} for none."""
+    """The pre-emptive Basic-auth header (Domoticz never sends WWW-Authenticate); {} for none.
+
+    aiohttp's own encoder (its ``BasicAuth`` class is deprecated since 3.14); UTF-8, as
+    Domoticz compares the decoded bytes.
+    """
     if not username:
         return {}
-    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-    return {"Authorization": f"Basic {token}"}
+    return {"Authorization": aiohttp.encode_basic_auth(username, password, encoding="utf-8")}
 
 
 def _enc(text: str, safe: str = ";") -> str:
     return quote(text, safe=safe)
+
+
+def auth_hint(username: str, *, https: bool) -> str:
+    """What a 401 from Domoticz means, for the log, /health and ``domoticz setup``.
+
+    Domoticz's 401 never says why, so every cause that fits the request is listed.
+    """
+    if not username:
+        return (
+            "401 Unauthorized: no username configured and this host is not in Domoticz's "
+            "Trusted Networks (Setup > Settings > Security); add it there, or set "
+            "username/password"
+        )
+    if https:
+        return f"401 Unauthorized: Domoticz rejected user {username!r}: wrong user or password"
+    return (
+        f"401 Unauthorized for user {username!r}, one of: (1) wrong user or password; "
+        "(2) Domoticz 2023.1+ refuses Basic auth over plain HTTP unless 'Allow Basic-Auth "
+        "authentication over plain HTTP' is ticked (Setup > Settings > Security), and checks "
+        "credentials even from a Trusted Network: tick it, use https://, or remove "
+        "username/password and rely on Trusted Networks"
+    )
 
 
 # -- outcomes -----------------------------------------------------------------------------------
@@ -369,7 +411,7 @@ class DomoticzOutput(Output):
                 )
                 continue
             power = reading.values.get(m.power_key) if m.power_key else None
-            formatted = format_value(m.kind, value, m.key, power)
+            formatted = format_value(m.kind, value, m.key, power, self.config.infinite_value)
             if formatted is None:
                 if value is not UNAVAILABLE:
                     self._warn_once(
@@ -393,21 +435,7 @@ class DomoticzOutput(Output):
     # -- one request ----------------------------------------------------------------------------
 
     def _auth_hint(self) -> str:
-        if not self._username:
-            return (
-                "401 Unauthorized: no username configured and this host is not in Domoticz's "
-                "Trusted Networks (Setup > Settings > Security); add it there, or set "
-                "username/password"
-            )
-        if self._https:
-            return f"401 Unauthorized: Domoticz rejected user {self._username!r} (wrong password?)"
-        return (
-            f"401 Unauthorized for user {self._username!r}: Domoticz 2023.1+ refuses Basic auth "
-            "over plain HTTP unless 'Allow Basic-Auth authentication over plain HTTP' is ticked "
-            "(Setup > Settings > Security), and checks credentials even from a Trusted Network; "
-            "tick it, use https://, or remove username/password and rely on Trusted Networks "
-            "(or the user/password is wrong)"
-        )
+        return auth_hint(self._username, https=self._https)
 
     async def _request(self, session: aiohttp.ClientSession, query: str) -> tuple[int, bytes]:
         url = URL(f"{self._endpoint}?{query}", encoded=True)
@@ -521,6 +549,7 @@ class DomoticzOutput(Output):
         loop = asyncio.get_running_loop()
         self.rounds += 1
         posted = 0
+        rejected: list[str] = []  # this round's rejected posts, their messages
         for device in devices:
             reading = self._latest.get(device)
             if reading is not None:
@@ -550,10 +579,11 @@ class DomoticzOutput(Output):
                     if post.key not in self._idx_problems:
                         _LOGGER.warning("domoticz: %s", problem.message)
                     self._idx_problems[post.key] = problem.message
+                    rejected.append(problem.message)
                     continue
                 self._failed(problem, state, loop.time())
                 return False
-        self._succeeded(state, posted, loop.time())
+        self._succeeded(state, posted, rejected, loop.time())
         return True
 
     def _failed(self, problem: _Problem, state: OutputState, now: float) -> None:
@@ -567,7 +597,16 @@ class DomoticzOutput(Output):
             _LOGGER.warning("domoticz: %s; retrying with backoff", problem.message)
         state.failed(problem.message)
 
-    def _succeeded(self, state: OutputState, posted: int, now: float) -> None:
+    def _succeeded(
+        self, state: OutputState, posted: int, rejected: Sequence[str], now: float
+    ) -> None:
+        """Domoticz answered the whole round: report what it accepted and what it rejected.
+
+        A rejected post is a failed delivery (counted in ``failures``). Whether it makes the
+        output *failed* (and so /health 503 by default) is ``fail_when_rejected``: ``all`` (a
+        round in which Domoticz accepted nothing that was due: nothing reaches Domoticz),
+        ``any``, or ``never`` (degraded only).
+        """
         episode = self._episode
         if episode.cause:
             _LOGGER.info(
@@ -580,6 +619,16 @@ class DomoticzOutput(Output):
             self._episode = _Episode()
         if posted:
             state.ok()  # counts the success and its time, even when degraded below
+        if rejected:
+            rule = self.config.fail_when_rejected
+            reason = sorted(rejected)[0]
+            more = f" (+{len(rejected) - 1} more)" if len(rejected) > 1 else ""
+            if rule == "any" or (rule == "all" and not posted):
+                prefix = "" if posted else "Domoticz accepted none of the posts: "
+                state.failed(prefix + reason + more)
+                state.failures += len(rejected) - 1  # failed() counted one
+                return
+            state.failures += len(rejected)
         if self._idx_problems:
             problems = sorted(self._idx_problems.values())
             more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -617,6 +666,14 @@ class DomoticzOutput(Output):
                 )
                 return
             _LOGGER.info("domoticz: %s is Domoticz %s", self.shown_url, version)
+            status, body = await self._request(session, "type=command&param=getauth")
+            auth = json.loads(body) if status == 200 else {}
+            if isinstance(auth, dict) and auth.get("rights") == 0:
+                _LOGGER.warning(
+                    "domoticz: user %r is a Viewer in Domoticz: every update will be refused "
+                    "(403); give the user 'User' rights",
+                    auth.get("user"),
+                )
             if self.config.mode != "udevice":
                 return
             for m in self._mappings:
@@ -683,13 +740,12 @@ class DomoticzOutput(Output):
             _LOGGER.error("domoticz: %s", message)  # noqa: TRY400 - no traceback needed
             state.failed(message)
             raise
-        headers = {"User-Agent": _USER_AGENT, **_basic_auth(self._username, password)}
         connector = aiohttp.TCPConnector(force_close=True, limit=1, ssl=ssl_setting)
         timeout = aiohttp.ClientTimeout(total=self.config.timeout)
         async with aiohttp.ClientSession(
             connector=connector,
             timeout=timeout,
-            headers=headers,
+            headers={"User-Agent": _USER_AGENT, **_basic_auth(self._username, password)},
         ) as session:
             if self.config.probe:
                 await self._probe(session)
@@ -825,7 +881,7 @@ def _create_query(hardware: str, device: str, item: _SetupField) -> str:
     kind = _CREATE[item.kind]
     query = (
         f"type=command&param=createdevice&idx={hardware}"
-        f"&sensorname={_enc(f'{device} {item.name}', safe='')}"
+        f"&sensorname={_enc(_device_name(device, item), safe='')}"
         f"&devicetype={kind.devicetype}&devicesubtype={kind.subtype}"
     )
     if item.kind == "custom":  # Domoticz refuses a Custom sensor without its axis label
@@ -863,64 +919,152 @@ class _SetupError(Exception):
     pass
 
 
-async def _setup_call(session: aiohttp.ClientSession, endpoint: str, query: str) -> int:
-    """One creating request; the idx Domoticz returns."""
-    url = URL(f"{endpoint}?{query}", encoded=True)
-    try:
-        async with session.get(url, allow_redirects=False) as response:
-            status, body = response.status, await response.read()
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        raise _SetupError(f"request failed: {exc.__class__.__name__}: {exc}") from None
-    if status == 401:
-        raise _SetupError(
+def _setup_auth_hint(username: str, *, https: bool) -> str:
+    if not username:
+        return (
             "401 Unauthorized: give --username (an admin) and the password in the environment "
-            "variable; over plain HTTP Domoticz 2023.1+ also needs 'Allow Basic-Auth "
-            "authentication over plain HTTP', or add this host to Trusted Networks"
+            "variable, or add this host to Domoticz's Trusted Networks (Setup > Settings > "
+            "Security)"
         )
-    if status == 403:
-        raise _SetupError("403 Forbidden: creating hardware and devices needs an admin user")
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        answer = None
-    if status != 200 or not isinstance(answer, dict) or answer.get("status") != "OK":
-        raise _SetupError(f"Domoticz answered HTTP {status}: {body[:200]!r}")
-    try:
-        return int(answer["idx"])
-    except (KeyError, TypeError, ValueError):
-        raise _SetupError(f"no idx in Domoticz's answer: {body[:200]!r}") from None
+    return auth_hint(username, https=https)
+
+
+@dataclass(slots=True)
+class _SetupClient:
+    """``domoticz setup``'s requests: one at a time, each answer checked."""
+
+    session: aiohttp.ClientSession
+    endpoint: str
+    username: str
+    https: bool
+
+    async def call(self, query: str) -> dict[str, Any]:
+        """One request; Domoticz's JSON answer (``status`` OK) or :class:`_SetupError`."""
+        url = URL(f"{self.endpoint}?{query}", encoded=True)
+        try:
+            async with self.session.get(url, allow_redirects=False) as response:
+                status, body = response.status, await response.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _SetupError(f"request failed: {exc.__class__.__name__}: {exc}") from None
+        if status == 401:
+            raise _SetupError(_setup_auth_hint(self.username, https=self.https))
+        if status == 403:
+            raise _SetupError("403 Forbidden: creating hardware and devices needs an admin user")
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = None
+        if status != 200 or not isinstance(answer, dict) or answer.get("status") != "OK":
+            raise _SetupError(f"Domoticz answered HTTP {status}: {body[:200]!r}")
+        return answer
+
+    async def create(self, query: str) -> int:
+        """A creating request; the idx Domoticz returns."""
+        answer = await self.call(query)
+        try:
+            return int(answer["idx"])
+        except (KeyError, TypeError, ValueError):
+            raise _SetupError(f"no idx in Domoticz's answer: {answer!r:.200}") from None
+
+    async def rows(self, query: str) -> list[dict[str, Any]]:
+        """The ``result`` list of a listing request (absent when empty)."""
+        result = (await self.call(query)).get("result", [])
+        if not isinstance(result, list):
+            raise _SetupError(f"unexpected listing from Domoticz: {result!r:.200}")
+        return [row for row in result if isinstance(row, dict)]
+
+
+def _device_name(device: str, item: _SetupField) -> str:
+    return f"{device} {item.name}"
+
+
+async def _find_hardware(client: _SetupClient, name: str) -> int | None:
+    """The idx of an existing Dummy hardware called ``name`` (the lowest if several)."""
+    found = [
+        int(row["idx"])
+        for row in await client.rows("type=command&param=gethardware")
+        if row.get("Name") == name
+        and str(row.get("Type")) == "15"
+        and str(row.get("idx")).isdigit()
+    ]
+    return min(found) if found else None
+
+
+async def _existing_devices(client: _SetupClient, hardware: int) -> dict[str, dict[str, Any]]:
+    """Devices on ``hardware`` by name (the lowest idx for a name given twice)."""
+    out: dict[str, dict[str, Any]] = {}
+    rows = await client.rows("type=command&param=getdevices&filter=all&used=all")
+    for row in sorted(rows, key=lambda r: int(r["idx"]) if str(r.get("idx")).isdigit() else 0):
+        if str(row.get("HardwareID")) == str(hardware) and str(row.get("idx")).isdigit():
+            out.setdefault(str(row.get("Name")), row)
+    return out
+
+
+def _matches(row: Mapping[str, Any], kind: str) -> bool:
+    expected = _TYPES[kind]
+    return row.get("Type") == expected[0] and (not expected[1] or row.get("SubType") == expected[1])
 
 
 async def _setup(
     *,
     url: str,
     endpoint: str,
-    auth: dict[str, str],
+    auth: Mapping[str, str],
+    username: str,
     hardware_name: str,
     device: str,
     fields: Sequence[_SetupField],
+    force: bool = False,
 ) -> str:
+    """Create (or, unless ``force``, find and reuse by name) the hardware and its devices."""
     timeout = aiohttp.ClientTimeout(total=10)
     connector = aiohttp.TCPConnector(force_close=True, limit=1)
-    created: list[tuple[int, _SetupField]] = []
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=auth) as session:
-        query = (
-            f"type=command&param=addhardware&htype=15&port=1"
-            f"&name={_enc(hardware_name, safe='')}&enabled=true"
-        )
-        hardware = await _setup_call(session, endpoint, query)
-        sys.stdout.write(f"# created Dummy hardware {hardware_name!r}: idx {hardware}\n")
-        for item in fields:
-            try:
-                idx = await _setup_call(
-                    session, endpoint, _create_query(str(hardware), device, item)
+    done: list[tuple[int, _SetupField]] = []
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers={"User-Agent": _USER_AGENT, **auth}
+    ) as session:
+        client = _SetupClient(session, endpoint, username, endpoint.startswith("https:"))
+        hardware = None if force else await _find_hardware(client, hardware_name)
+        existing: dict[str, dict[str, Any]] = {}
+        if hardware is not None:
+            existing = await _existing_devices(client, hardware)
+            sys.stdout.write(f"# reusing Dummy hardware {hardware_name!r}: idx {hardware}\n")
+            wrong = [
+                f"{name!r} (idx {row.get('idx')}) is {row.get('Type')}/{row.get('SubType')}, "
+                f"expected {item.kind}"
+                for item in fields
+                if (row := existing.get(name := _device_name(device, item))) is not None
+                and not _matches(row, item.kind)
+            ]
+            if wrong:
+                raise _SetupError(
+                    "existing devices of another type: "
+                    + "; ".join(wrong)
+                    + ". Rename or delete them in Domoticz, or give --force to create a new "
+                    "hardware and new devices next to them"
                 )
+        else:
+            query = (
+                f"type=command&param=addhardware&htype=15&port=1"
+                f"&name={_enc(hardware_name, safe='')}&enabled=true"
+            )
+            hardware = await client.create(query)
+            sys.stdout.write(f"# created Dummy hardware {hardware_name!r}: idx {hardware}\n")
+        for item in fields:
+            row = existing.get(_device_name(device, item))
+            if row is not None:
+                idx = int(row["idx"])
+                sys.stdout.write(f"# reusing {_device_name(device, item)!r}: idx {idx}\n")
+                done.append((idx, item))
+                continue
+            try:
+                idx = await client.create(_create_query(str(hardware), device, item))
             except _SetupError as exc:
-                if created:  # say what exists already, so nothing is created twice
-                    sys.stdout.write(_setup_config(url, device, created))
+                if done:  # say what exists already
+                    sys.stdout.write(_setup_config(url, device, done))
                 raise _SetupError(f"creating {item.label} ({item.kind}): {exc}") from None
-            created.append((idx, item))
-    return _setup_config(url, device, created)
+            done.append((idx, item))
+    return _setup_config(url, device, done)
 
 
 def cli_domoticz(args: Any) -> int:
@@ -961,17 +1105,19 @@ def cli_domoticz(args: Any) -> int:
             sys.stdout.write(f"GET {endpoint}?{_create_query('HWIDX', name, item)}\n")
         auth_note = f"as user {username!r}" if username else "without credentials"
         sys.stdout.write(
-            f"# {auth_note}; HWIDX = the idx of the new hardware. The [domoticz] tables with "
-            "the new idx values are printed after a real run.\n"
+            f"# {auth_note}; HWIDX = the idx of the new hardware. A hardware and devices of "
+            "these names that exist already are reused instead (unless --force). The "
+            "[domoticz] tables with the idx values are printed after a real run.\n"
         )
         return 0
-    auth = _basic_auth(username, password)
     try:
         text = asyncio.run(
             _setup(
                 url=shown,
                 endpoint=endpoint,
-                auth=auth,
+                auth=_basic_auth(username, password),
+                username=username,
+                force=bool(getattr(args, "force", False)),
                 hardware_name=args.hardware_name,
                 device=name,
                 fields=fields,
