@@ -113,14 +113,16 @@ def test_ttg_minus_one_is_infinite() -> None:
 
 
 def test_on_off() -> None:
-    """ON/OFF become True/False; anything else is kept as text and reported undecodable."""
+    """ON/OFF (any case) become True/False; anything else is undecodable (UNAVAILABLE)."""
     assert decode_value("Alarm", b"ON") is True
     assert decode_value("Relay", b"OFF") is False
     assert decode_value("LOAD", b"ON") is True
+    assert decode_value("LOAD", b"On") is True
+    assert decode_value("Relay", b"off") is False
     relay = lookup("Relay")
     assert relay is not None
-    assert try_decode(relay, b"On") is None
-    assert decode_value("Relay", b"On") == "On"
+    assert try_decode(relay, b"Onn") is None
+    assert decode_value("Relay", b"1") is UNAVAILABLE
 
 
 @pytest.mark.parametrize(
@@ -176,11 +178,11 @@ def test_bitmasks_decode_to_reasons(label: str, raw: bytes, reasons: tuple[str, 
 
 
 def test_negative_bitmask_is_undecodable() -> None:
-    """A negative AR is not a bitmask: kept as text, try_decode says None."""
+    """A negative AR is not a bitmask: UNAVAILABLE, try_decode says None."""
     ar = lookup("AR")
     assert ar is not None
     assert try_decode(ar, b"-4") is None
-    assert decode_value(ar, b"-4") == "-4"
+    assert decode_value(ar, b"-4") is UNAVAILABLE
 
 
 # -- identity fields ----------------------------------------------------------------------
@@ -208,11 +210,11 @@ def test_firmware_formats(label: str, raw: bytes, version: str) -> None:
 
 
 def test_firmware_that_is_not_a_version_is_text() -> None:
-    """A firmware value that does not parse is kept as text and reported undecodable."""
+    """A firmware value that does not parse is UNAVAILABLE and reported undecodable."""
     fw = lookup("FW")
     assert fw is not None
     assert try_decode(fw, b"v3.x") is None
-    assert decode_value(fw, b"v3.x") == "v3.x"
+    assert decode_value(fw, b"v3.x") is UNAVAILABLE
 
 
 @pytest.mark.parametrize(
@@ -225,8 +227,11 @@ def test_pid_is_normalised(raw: bytes, normalised: str) -> None:
 
 
 def test_all_174_products_are_named() -> None:
-    """All 174 PIDs of protocol.md section 5 are in the table, with the section 8 resolutions."""
-    assert len(PRODUCTS) == 174
+    """All 174 PIDs of protocol.md section 5 are in the table, with the section 8 resolutions,
+    plus 0xC038 (SmartShunt 300A/50mV, issue 13), a battery monitor."""
+    assert len(PRODUCTS) == 175
+    assert PRODUCTS[0xC038] == "SmartShunt 300A/50mV"
+    assert product_family(0xC038) == "bmv"
     assert PRODUCTS[0x0203] == "BMV-700"
     assert PRODUCTS[0xA381] == "BMV-712 Smart"
     assert PRODUCTS[0xA389] == "SmartShunt 500A/50mV"
@@ -288,14 +293,13 @@ def test_nul_and_non_utf8_bytes_are_escaped_in_text() -> None:
     ("label", "raw"),
     [("V", b"12\x0065"), ("SOC", b"\xa5"), ("CS", b"3 "), ("PID", b"0xZZ"), ("I", b"1_000")],
 )
-def test_numbers_that_do_not_parse_are_kept_as_text(label: str, raw: bytes) -> None:
-    """A numeric field whose value is not a number is kept as escaped text (try_decode: None)."""
+def test_numbers_that_do_not_parse_are_unavailable(label: str, raw: bytes) -> None:
+    """A numeric field whose value is not a number is UNAVAILABLE, never text under its unit
+    (try_decode: None, so the assembler counts it)."""
     found = lookup(label)
     assert found is not None
     assert try_decode(found, raw) is None
-    value = decode_value(label, raw)
-    assert isinstance(value, str)
-    assert value.isprintable()
+    assert decode_value(label, raw) is UNAVAILABLE
 
 
 @given(
@@ -372,7 +376,8 @@ _SAMPLES: dict[Kind, list[Value]] = {
     Kind.PID: ["0x0203", "0xA053", "0xA3F0"],
     Kind.FIRMWARE: ["3.08", "1.56", "2.08-rc-C"],
     Kind.FIRMWARE_EXT: ["3.16", "3.25", "2.08-beta-01"],
-    Kind.TEXT: ["HQ2249TNFVM", "712 Smart", "SmartShunt 500A/50mV", "HQ2035\\x00I1QX1"],
+    # (a NUL in text is escaped by text_of, but the parser rejects a block with one: 16.1)
+    Kind.TEXT: ["HQ2249TNFVM", "712 Smart", "SmartShunt 500A/50mV", "HQ2035\\xa5I1QX1"],
 }
 
 
@@ -426,3 +431,17 @@ def test_module_exports_exist() -> None:
     """Everything in fields.__all__ is importable (others build on this API)."""
     for name in fields.__all__:
         assert hasattr(fields, name), name
+
+
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [
+        *((n, "network misconfigured") for n in (68, 69, 70, 71)),
+        *((n, "PV input shutdown") for n in range(80, 88)),
+        (202, "PV residual current sensor self-test failure"),
+    ],
+)
+def test_current_victron_error_codes_are_named(code: int, name: str) -> None:
+    """ERR 69-71, 80-87 and 202 (Victron's current list) have their names, not "unknown"."""
+    assert decode_value("ERR", b"%d" % code) == name
+    assert encode_value("ERR", code) == b"%d" % code

@@ -552,3 +552,39 @@ def test_five_percent_damaged_capture(captures_dir: Path, seed: int) -> None:
         damaged += block
     got = blocks(random_chunks(bytes(damaged), seed))
     assert got == [raw for k, raw in enumerate(clean) if k not in hit]
+
+
+# -- control bytes (issue 16.1): values are printable text ------------------------------------
+
+
+def test_a_nul_anywhere_in_a_block_rejects_it() -> None:
+    """A NUL adds nothing to the byte sum, so a UART break's NUL passes the checksum: at every
+    position of a real BMV block (checksum byte aside) the block is rejected and counted."""
+    for pos in range(2, len(T1) - 1):
+        damaged = T1[:pos] + b"\x00" + T1[pos:]
+        events, parser = feed_all(damaged + T2A)
+        assert blocks(events) == [T2A], pos  # the next block is still read
+        assert all(b"\x00" not in block for block in blocks(events))
+        assert parser.stats.blocks_ok == 1
+        assert parser.stats.malformed + parser.stats.checksum_errors + parser.stats.oversize >= 1
+
+
+@pytest.mark.parametrize("byte", [0x00, 0x01, 0x08, 0x0B, 0x1B, 0x1F, 0x7F])
+def test_control_bytes_in_a_value_reject_the_block(byte: int) -> None:
+    """Any control byte in a value (its checksum right) is malformed input, said so, counted."""
+    bad = encode_block([(b"PID", b"0xA053"), (b"V", b"12" + bytes((byte,)) + b"800")])
+    for events, parser in (feed_all(bad), feed_all(bad, [1] * len(bad))):
+        assert blocks(events) == []
+        (error,) = errors(events)
+        assert error.kind is ErrorKind.MALFORMED
+        assert f"control byte 0x{byte:02X}" in error.detail
+        assert parser.stats.malformed == 1
+        assert accounted(events, parser) == len(bad)
+
+
+def test_a_control_byte_as_the_checksum_byte_is_fine() -> None:
+    """The checksum byte may be any byte, a NUL or a control byte included."""
+    for v in range(12000, 12400):
+        block = encode_block([(b"PID", b"0xA053"), (b"V", b"%d" % v)])
+        if block[-1] < 0x20:
+            assert blocks(feed_all(block)[0]) == [block]

@@ -246,8 +246,9 @@ def test_unknown_labels_are_kept_and_counted() -> None:
     assert asm.unknown_label_names == ["NEWX"]
 
 
-def test_undecodable_values_are_kept_as_text_and_counted() -> None:
-    """A number with a NUL byte is kept as escaped text and counted; the reading still comes."""
+def test_undecodable_values_are_unavailable_and_counted() -> None:
+    """A number with a NUL byte is UNAVAILABLE (its text in raw) and counted; the reading
+    still comes; text fields keep odd bytes as escapes."""
     asm = Assembler("mppt")
     bad = TextBlock(
         encode_block(
@@ -256,7 +257,7 @@ def test_undecodable_values_are_kept_as_text_and_counted() -> None:
     )
     reading = asm.feed(bad, WALL, 0.0)
     assert reading is not None
-    assert reading.values["voltage"] == "12\\x0034"
+    assert reading.values["voltage"] is UNAVAILABLE
     assert reading.values["serial_number"] == "A\\xa5"
     assert dict(reading.raw)["V"] == "12\\x0034"
     assert asm.undecodable == 1
@@ -432,3 +433,71 @@ def test_hex_records_and_hex_errors_do_not_touch_the_update() -> None:
     assert readings[:3] == [None, None, None]
     assert readings[3] is not None
     assert readings[3].values["voltage"] == 12.065
+
+
+# -- unparsable values and family inference (issues 16.1, 13) ---------------------------------
+
+
+def test_an_unparsable_number_is_unavailable_never_text() -> None:
+    """``V +12450`` (or a high byte in a number) is no number: the value is UNAVAILABLE (so no
+    output shows text under a unit), the wire text stays in ``raw``, and it is counted."""
+    asm = Assembler("mppt")
+    bad = block(("PID", "0xA053"), ("V", "+12450"), ("CS", "x"), ("FW", "v3.x"), ("HSDS", "1"))
+    reading = asm.feed(bad, WALL, 0.0)
+    assert reading is not None
+    assert reading.values["voltage"] is UNAVAILABLE
+    assert reading.values["charger_state"] is UNAVAILABLE
+    assert reading.values["firmware"] is UNAVAILABLE
+    assert dict(reading.raw)["V"] == "+12450"
+    assert asm.undecodable == 3
+    assert reading.as_json()["values"]["voltage"] is None  # type: ignore[index]
+
+
+def test_load_on_in_any_case_is_true() -> None:
+    """``LOAD On`` (some firmware) is the boolean true, like ``ON``; ``off`` is false."""
+    asm = Assembler("mppt")
+    reading = asm.feed(block(("PID", "0xA053"), ("LOAD", "On"), ("HSDS", "1")), WALL, 0.0)
+    assert reading is not None
+    assert reading.values["load"] is True
+    reading = asm.feed(block(("PID", "0xA053"), ("LOAD", "off"), ("HSDS", "1")), WALL, 1.0)
+    assert reading is not None
+    assert reading.values["load"] is False
+    assert asm.undecodable == 0
+
+
+def test_smartshunt_300a_is_known() -> None:
+    """PID 0xC038 is the SmartShunt 300A/50mV: named, and merged as a battery monitor."""
+    asm = Assembler("shunt")
+    main = block(("PID", "0xC038"), ("V", "13200"), ("SOC", "1000"), ("TTG", "-1"))
+    assert asm.feed(main, WALL, 0.0) is None  # waits for its H block
+    reading = asm.feed(bmv_history(), WALL, 0.5)
+    assert reading is not None
+    assert reading.product == "SmartShunt 300A/50mV"
+    assert {"soc", "history_deepest_discharge"} <= set(reading.values)
+
+
+@pytest.mark.parametrize("pid", ["0xC0FF", "0xBEEF"])
+def test_unknown_pid_with_monitor_labels_is_merged_from_the_first_update(pid: str) -> None:
+    """An unknown PID whose block carries battery-monitor labels is a battery monitor: its
+    first two-block update is merged, not split into a lone main block and an orphan."""
+    asm = Assembler("shunt")
+    main = block(("PID", pid), ("V", "13200"), ("CE", "-100"), ("SOC", "990"))
+    results = feed_all(asm, [main, bmv_history(), main, bmv_history()])
+    assert results[0] is None
+    assert results[1] is not None
+    assert {"soc", "history_deepest_discharge"} <= set(results[1].values)
+    assert results[3] is not None
+    assert asm.stats.orphans == 0
+    assert asm.stats.incomplete == 0
+
+
+def test_unknown_pid_with_mppt_labels_waits_for_hsds() -> None:
+    """An unknown PID whose first block has panel labels is an MPPT: complete with HSDS."""
+    asm = Assembler("mppt")
+    main = block(("PID", "0xBEEF"), ("V", "13200"), ("VPV", "40000"), ("PPV", "100"))
+    rest = block(("ERR", "0"), ("H20", "5"), ("HSDS", "3"))
+    results = feed_all(asm, [main, rest])
+    assert results[0] is None
+    assert results[1] is not None
+    assert results[1].values["day_sequence"] == 3
+    assert asm.stats.orphans == 0

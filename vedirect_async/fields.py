@@ -10,7 +10,7 @@ Decoding rules (every one pinned by ``tests/test_fields.py``):
   scaled ones are ``float`` computed by exact division (``12345 / 1000 == 12.345``).
 - ``---`` (not synchronised, sensor missing) is :data:`UNAVAILABLE`, never 0.
 - ``TTG -1`` is ``float("inf")`` (battery not discharging).
-- ``ON``/``OFF`` are ``True``/``False``.
+- ``ON``/``OFF`` are ``True``/``False``, in any case (``LOAD On`` is true).
 - Enums (CS, ERR, MPPT, MODE, MON) decode to their name; unknown codes to ``"unknown (n)"``.
 - Bitmasks (AR, WARN decimal; OR ``0x%08X``) decode to a tuple of reasons, lowest bit first;
   undefined bits to ``"bit n"``; 0 to ``()``.
@@ -18,9 +18,12 @@ Decoding rules (every one pinned by ``tests/test_fields.py``):
   FW/FWE to ``"3.08"`` style, with ``-rc-C`` / ``-beta-01`` suffixes for pre-releases.
 - Text (SER#, BMV, HC#, unknown labels) is ASCII; other bytes (NUL, 0x80-0xFF, control
   characters) become ``\\xNN`` escapes, so a value is always a printable ``str``.
-- A value that does not parse as its kind (a number with a NUL in it, ``ON`` spelled
-  ``On``) is kept as escaped text; :func:`try_decode` returns ``None`` for it so the
-  assembler can count it. Nothing here raises on device input.
+- A value that does not parse as its kind (``V +12450``, a number with a 0xA5 in it, an
+  enum code ``x``) is :data:`UNAVAILABLE`, never text: a field keeps one type and unit in every
+  output (a string under the unit V would be wrong in the CSV, the metrics and HA alike).
+  :func:`try_decode` returns ``None`` for it so the assembler can count it (``undecodable``);
+  the wire text stays in the reading's ``raw``. Text fields and unknown labels are text.
+  Nothing here raises on device input.
 """
 
 from __future__ import annotations
@@ -209,6 +212,19 @@ ERR = _table(
         66: "synchronised charging device configuration issue",
         67: "BMS connection lost",
         68: "network misconfigured",
+        # 69-71, 80-87, 202: Victron's current MPPT error-code list (also krahabb's table);
+        # the 2022 VELIB copy still had them free (protocol.md section 5).
+        69: "network misconfigured",
+        70: "network misconfigured",
+        71: "network misconfigured",
+        80: "PV input shutdown",
+        81: "PV input shutdown",
+        82: "PV input shutdown",
+        83: "PV input shutdown",
+        84: "PV input shutdown",
+        85: "PV input shutdown",
+        86: "PV input shutdown",
+        87: "PV input shutdown",
         113: "non-volatile storage write failure",
         114: "CPU temperature too high",
         115: "communication lost",
@@ -221,6 +237,7 @@ ERR = _table(
         122: "history data invalid",
         200: "internal DC voltage error",
         201: "internal DC voltage error",
+        202: "PV residual current sensor self-test failure",
         203: "internal supply voltage error",
         205: "internal supply voltage error",
         212: "internal supply voltage error",
@@ -480,6 +497,7 @@ PRODUCTS: Mapping[int, str] = MappingProxyType(
         0xA3F0: "Smart BuckBoost 12V/12V-50A / Orion XS 12V/12V-50A",
         0xA3F1: "Orion XS 1400",
         0xA442: "Multi RS Solar 48V 6000VA 230V",
+        0xC038: "SmartShunt 300A/50mV",  # issue 13: seen in the field, missing from VD3.33
     }
 )
 
@@ -488,6 +506,7 @@ PRODUCTS: Mapping[int, str] = MappingProxyType(
 _FAMILIES: tuple[tuple[int, int, str, str], ...] = (
     (0x0203, 0x0205, "bmv", "BMV"),
     (0xA381, 0xA38F, "bmv", "BMV / SmartShunt"),
+    (0xC038, 0xC038, "bmv", "SmartShunt"),
     (0x0300, 0x0300, "mppt", "MPPT"),
     (0xA040, 0xA07F, "mppt", "MPPT"),
     (0xA100, 0xA1FF, "mppt", "MPPT"),
@@ -703,7 +722,10 @@ def try_decode(field: Field, raw: bytes) -> Value | None:
         divisor = _DIVISORS.get(field.scale) or field.divisor
         return number if divisor == 1 else number / divisor
     if kind is _ON_OFF_KIND:
-        return True if raw == b"ON" else False if raw == b"OFF" else None
+        if raw == b"ON" or raw == b"OFF":  # noqa: PLR1714 - two bytes compares beat a set here
+            return raw == b"ON"
+        word = raw.upper()
+        return True if word == b"ON" else False if word == b"OFF" else None
     if kind is _ENUM_KIND:
         if not _is_int(raw):
             return None
@@ -724,12 +746,13 @@ def try_decode(field: Field, raw: bytes) -> Value | None:
 
 
 def decode_value(field_or_label: Field | str | bytes, raw: bytes) -> Value:
-    """Decode one wire value; never raises. Unknown labels and unparsable values -> text."""
+    """Decode one wire value; never raises. Unknown labels -> text; a value that does not
+    parse as its field's kind -> UNAVAILABLE (see the module docstring)."""
     found = _field_of(field_or_label)
     if found is None:
         return text_of(raw)
     value = try_decode(found, raw)
-    return text_of(raw) if value is None else value
+    return UNAVAILABLE if value is None else value
 
 
 # -- encoding (the simulator's and the round-trip tests' side) -----------------------------

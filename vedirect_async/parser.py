@@ -7,6 +7,9 @@ Wire format (VE.Direct protocol 3.33, text mode), one block::
 
 - The checksum byte is one raw byte, any value 0x00-0xFF (`:`, CR, LF, TAB and NUL
   included); no CR LF follows it.
+- Values are printable text: a control byte (0x00-0x1F, 0x7F) anywhere in a block but its
+  checksum byte rejects the block (``MALFORMED``, counted), even when the sum is right (a NUL
+  from a UART break adds nothing to it).
 - An asynchronous HEX record ``: <hex digits> \\n`` may arrive between any two bytes of a
   block, except as the checksum byte. Its bytes are not part of the text checksum and the
   block resumes after it.
@@ -66,12 +69,16 @@ _RESCAN_BYTES = 512
 _MARK = b"Checksum\t"  # the label that ends a block; its value is the checksum byte
 _END = b"\r\nChecksum\t"  # the full end record without its byte (11 bytes)
 # Body of a block, from its leading CR LF up to (excluding) "Checksum\t": records CR LF,
-# label of letters, digits, '_' or '#', TAB, value without CR, LF, TAB or ':' (a ':' in text
-# starts a HEX record, so it never belongs to a value), then the CR LF of the end record.
+# label of letters, digits, '_' or '#', TAB, value without control bytes (0x00-0x1F, 0x7F:
+# CR, LF and TAB included) or ':' (a ':' in text starts a HEX record, so it never belongs to
+# a value), then the CR LF of the end record. Values are printable text; a NUL adds nothing to
+# the byte sum, so a UART break inside a value would pass the checksum: the shape rejects it.
 # Possessive quantifiers: no backtracking, so the match is linear and fast (~6 ns/byte).
 _BODY_RE = re.compile(
-    rb"(?:\r\n[A-Za-z0-9_#]{1,%d}+\t[^\r\n\t:]{0,%d}+)++\r\n" % (MAX_LABEL_BYTES, MAX_VALUE_BYTES)
+    rb"(?:\r\n[A-Za-z0-9_#]{1,%d}+\t[^\x00-\x1f\x7f:]{0,%d}+)++\r\n"
+    % (MAX_LABEL_BYTES, MAX_VALUE_BYTES)
 )
+_BAD_VALUE_BYTE = re.compile(rb"[\x00-\x1f\x7f:]")
 # A body shorter than this cannot hold more than MAX_FIELDS records (a record is >= 4 bytes:
 # CR LF, a one-byte label, TAB), so the record count only needs checking above it.
 _SHORT_BODY = 4 * (MAX_FIELDS + 1)
@@ -89,7 +96,7 @@ class ErrorKind(enum.StrEnum):
 
     CHECKSUM = "checksum"  # block sum != 0 mod 256
     OVERSIZE = "oversize"  # block, label, value or record count past its cap
-    MALFORMED = "malformed"  # checksum matched but the records are not label<TAB>value
+    MALFORMED = "malformed"  # checksum matched but not label<TAB>printable value records
     HEX_CHECKSUM = "hex_checksum"  # HEX record whose bytes do not sum to 0x55
     HEX_SYNTAX = "hex_syntax"  # ':' followed by something that is not a HEX record
     HEX_OVERSIZE = "hex_oversize"  # HEX record longer than MAX_HEX_DIGITS
@@ -553,9 +560,13 @@ class Parser:
         records = block[2:-12].split(b"\r\n")
         for record in records:
             label, tab, value = record.partition(b"\t")
-            if not tab or not _LABEL_RE.match(label) or re.search(rb"[\t\r\n:]", value):
+            bad = _BAD_VALUE_BYTE.search(value)
+            if not tab or not _LABEL_RE.match(label) or bad:
                 stats.malformed += 1
-                events.append(ErrorEvent(ErrorKind.MALFORMED, len(block), repr(record[:40])))
+                detail = repr(record[:40])
+                if tab and bad and bad[0] != b":":
+                    detail = f"control byte 0x{bad[0][0]:02X} in a value: {detail}"
+                events.append(ErrorEvent(ErrorKind.MALFORMED, len(block), detail))
                 return
         stats.oversize += 1
         detail = "too many records" if len(records) > MAX_FIELDS else "label or value too long"

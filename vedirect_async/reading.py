@@ -16,11 +16,13 @@ the reading **on the last block of the update**, never later:
    blocks between two ``PID`` blocks, once two updates in a row agree. Once learned, the
    update is emitted on its n-th block.
 3. Before it is learned (the first updates after start, or after the ``PID`` changed), the
-   product family decides: a BMV/SmartShunt update is complete with its H block (``H1``..),
-   an MPPT update with the block carrying ``HSDS``, anything else with its ``PID`` block (or
-   after as many blocks as the one update observed so far had). So even the first update is
-   emitted on its last block. (A device whose split the family rule misjudges loses or
-   splits at most its first two updates, then follows the learned count.)
+   product family decides (for a product id missing from the tables, the labels of the
+   update's first block tell it: ``CE``/``SOC``/``TTG``/``H1``.. mean a battery monitor,
+   ``VPV``/``PPV``/``HSDS`` an MPPT): a BMV/SmartShunt update is complete with its H block
+   (``H1``..), an MPPT update with the block carrying ``HSDS``, anything else with its ``PID``
+   block (or after as many blocks as the one update observed so far had). So even the first
+   update is emitted on its last block. (A device whose split the family rule misjudges loses
+   or splits at most its first two updates, then follows the learned count.)
 4. An update that lost a block (checksum error) is never emitted: it is dropped when the
    parser reports the loss (:meth:`Assembler.feed_event` / :meth:`Assembler.block_lost`), or
    at the latest when the next ``PID`` block arrives with fewer blocks than learned, and
@@ -76,7 +78,8 @@ class Reading:
     """One update of one device.
 
     - ``values``: catalogue field name → decoded value (units: :func:`fields.unit_of`).
-      Unknown labels are kept as text under their label.
+      Unknown labels are kept as text under their label; a known field whose value does not
+      parse is UNAVAILABLE (never text under the field's unit), its wire text kept in ``raw``.
     - ``raw``: (label, value) as the device sent them, decoded as ASCII with backslash escapes
       for other bytes, in wire order across the merged blocks.
     """
@@ -174,7 +177,7 @@ class AssemblerStats:
     blocks: int = 0  # text blocks fed
     readings: int = 0  # readings emitted
     unknown_labels: int = 0  # fields whose label is not in the catalogue (kept as text)
-    undecodable: int = 0  # known fields whose value did not parse (kept as text)
+    undecodable: int = 0  # known fields whose value did not parse (made UNAVAILABLE)
     incomplete: int = 0  # updates dropped because one of their blocks was lost
     orphans: int = 0  # blocks without PID that arrived with no update in progress
     stale_dropped: int = 0  # blocks of an update older than stale_after, not merged
@@ -197,6 +200,24 @@ _ORPHANS_FOR_NO_PID_MODE = 3
 
 def _is_history_label(label: bytes) -> bool:
     return label[:1] == b"H" and label[1:].isdigit()
+
+
+# Labels only a battery monitor (BMV, SmartShunt) sends in its main block, and labels only a
+# solar charger sends: they tell the family of a product id missing from the tables.
+_MONITOR_LABELS = frozenset({b"CE", b"SOC", b"TTG", b"AR", b"Alarm", b"BMV", b"MON", b"DM"})
+_MONITOR_HISTORY = frozenset(b"H%d" % n for n in range(1, 19))  # H1-H18
+_MPPT_LABELS = frozenset({b"VPV", b"PPV", b"HSDS", b"MPPT"})
+
+
+def _family_from_labels(first: TextBlock) -> str:
+    """The family of an unknown product id, judged from the first block of its update: a
+    battery monitor (its H1.. history follows in a second block), an MPPT, or unknown."""
+    labels = {label for label, _ in first.fields}
+    if labels & _MONITOR_LABELS or labels & _MONITOR_HISTORY:
+        return "bmv"
+    if labels & _MPPT_LABELS:
+        return "mppt"
+    return "unknown"
 
 
 class Assembler:
@@ -401,6 +422,8 @@ class Assembler:
         if self._learned:
             return len(blocks) >= self._expected
         family = product_family(self._pid) if self._pid is not None else "unknown"
+        if family == "unknown":
+            family = _family_from_labels(blocks[0])
         if family == "bmv":
             return any(_is_history_label(label) for b in blocks for label, _ in b.fields)
         if family == "mppt":
@@ -518,8 +541,8 @@ def _decode_pair(label_b: bytes, value_b: bytes) -> _Entry:
         return (label, text), (label, text), _UNKNOWN_LABEL, None
     label, found, outcome = known
     value = try_decode(found, value_b)
-    if value is None:
-        return (found.name, text), (label, text), _UNDECODABLE, None
+    if value is None:  # never text under a number's unit: unavailable, counted, raw kept
+        return (found.name, UNAVAILABLE), (label, text), _UNDECODABLE, None
     extra: object = None
     if outcome == _PID_FIELD:
         extra = parse_pid(value_b)  # None only for "---" (UNAVAILABLE)

@@ -371,6 +371,7 @@ class DeviceSession:
         state.last_reading_wall = time.time()
         stats = self.decoder.stats
         state.unknown_labels = stats.unknown_labels
+        state.undecodable = stats.undecodable
         if len(self.decoder.unknown_label_names) > self._unknown_logged:
             self._log_unknown_labels()
         previous = self._previous

@@ -53,6 +53,7 @@ class DeviceState:
     last_reading: float | None = None  # monotonic
     last_reading_wall: float | None = None  # time.time()
     unknown_labels: int = 0
+    undecodable: int = 0  # known fields whose value did not parse (published as unavailable)
 
     def snapshot(self) -> DeviceChange:
         """The reader state as an immutable record (what change subscribers receive)."""
