@@ -83,8 +83,8 @@ RUNTIME_LIBRARIES = frozenset(
     {"asyncio", "aiohttp", "aiomqtt", "aiofiles", "serial", "serial_asyncio_fast", "yarl"}
 )
 RUNTIME_LIBRARIES |= {"prometheus_client"}
-# modules under outputs/ that every output may use (the scaffold, shared formatting)
-OUTPUT_SHARED = ("outputs.base", "outputs.domoticz_format")
+# modules under outputs/ that every output may use (the interface and the delivery scaffold)
+OUTPUT_SHARED = ("outputs.base", "outputs.delivery")
 SIZE_EXEMPT = ("fields", "fields.*")
 
 # Modules of the target shape that are still to come, and who brings them.
