@@ -45,6 +45,7 @@ LAYERS: dict[str, int] = {
     "fields.*": 1,
     "reading": 1,
     "decoder": 1,
+    "commands": 1,  # HEX commands: request frames, answers matched into typed results
     "present": 1,
     "csv_columns": 1,
     # 2 runtime basics
@@ -79,6 +80,7 @@ LAYER_NAMES = {0: "foundation", 1: "protocol core", 2: "runtime", 3: "devices", 
 LAYER_NAMES[5] = "service and CLI"
 
 CORE = ("parser", "hexframe", "registers", "daily", "fields", "reading", "decoder", "present")
+CORE += ("commands",)
 RUNTIME_LIBRARIES = frozenset(
     {"asyncio", "aiohttp", "aiomqtt", "aiofiles", "serial", "serial_asyncio_fast", "yarl"}
 )
