@@ -79,8 +79,8 @@ LAYERS: dict[str, int] = {
 LAYER_NAMES = {0: "foundation", 1: "protocol core", 2: "runtime", 3: "devices", 4: "outputs"}
 LAYER_NAMES[5] = "service and CLI"
 
-CORE = ("parser", "hexframe", "registers", "daily", "fields", "reading", "decoder", "present")
-CORE += ("commands",)
+CORE: tuple[str, ...] = ("parser", "hexframe", "registers", "daily", "fields", "reading")
+CORE += ("decoder", "present", "commands")
 RUNTIME_LIBRARIES = frozenset(
     {"asyncio", "aiohttp", "aiomqtt", "aiofiles", "serial", "serial_asyncio_fast", "yarl"}
 )
