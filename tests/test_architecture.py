@@ -100,7 +100,6 @@ NEW_MODULES: dict[str, str] = {
 # What main does not comply with yet: check -> (what is pending, who lands it).
 PENDING: dict[str, str] = {
     "import config -> outputs.csv_log": "H2: parse_columns moves to csv_columns (the cycle)",
-    "import web.state -> outputs.csv_log": "H3: the web backfill uses csv_columns",
     "import outputs.mqtt -> outputs.domoticz": "H8/H7: format_value moves to present",
     "size hexframe": "H5: hexframe split (registers)",
     "size outputs.csv_log": "H2: the CSV output on the delivery scaffold",

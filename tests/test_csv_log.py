@@ -28,16 +28,10 @@ from types import MappingProxyType
 import pytest
 
 from vedirect_async.config import Config, ConfigError, CsvConfig, load_config
+from vedirect_async.csv_columns import device_path, format_value, parse_columns
 from vedirect_async.hub import Hub, OutputHealth, OutputState, Subscription
 from vedirect_async.outputs import REGISTRY
-from vedirect_async.outputs.csv_log import (
-    CsvOutput,
-    csv_output,
-    device_path,
-    format_value,
-    next_tick,
-    parse_columns,
-)
+from vedirect_async.outputs.csv_log import CsvOutput, csv_output, next_tick
 from vedirect_async.parser import Parser, TextBlock
 from vedirect_async.reading import UNAVAILABLE, Assembler, Reading, Value
 

@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestServer
 
 from tests.chromium import CHROMIUM, open_page
 from tests.webfeed import Feed, make_config, write_csv_history
+from vedirect_async.csv_columns import device_path
 from vedirect_async.hub import Hub
-from vedirect_async.outputs.csv_log import device_path
 from vedirect_async.reading import Reading
 from vedirect_async.simulator import SimulatedDevice
 from vedirect_async.web import make_app

@@ -47,7 +47,6 @@ import os
 import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -55,31 +54,20 @@ from typing import Any, ClassVar, TypeVar
 import aiofiles
 import aiofiles.os
 
-from ..config import Config, ConfigError, CsvConfig
+from ..config import Config, CsvConfig
+from ..csv_columns import ColumnError, Rows, device_path, parse_columns
 from ..errors import SubscriptionClosed
-from ..fields import lookup
 from ..hub import Hub, OutputState, Subscription
-from ..reading import UNAVAILABLE, Reading, Value
+from ..reading import Reading
 from .base import Output
 
-__all__ = [
-    "Column",
-    "ColumnError",
-    "CsvFile",
-    "CsvOutput",
-    "csv_output",
-    "device_path",
-    "format_time",
-    "format_value",
-    "next_tick",
-    "parse_columns",
-]
+# ColumnError and parse_columns: re-exported only until config.py imports them from
+# csv_columns (after the config split lands); then this line goes.
+__all__ = ["ColumnError", "CsvFile", "CsvOutput", "csv_output", "next_tick", "parse_columns"]
 
 _LOGGER = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-_PSEUDO = ("time", "device")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SHUTDOWN_BUDGET = 0.8  # seconds to flush at shutdown (the service allows outputs 1 s)
 _HEAD_BYTES = 65536  # a header or a last line longer than this is not ours
 
@@ -131,131 +119,10 @@ _fstat = aiofiles.os.wrap(os.fstat)
 _ftruncate = aiofiles.os.wrap(os.ftruncate)
 
 
-# -- columns and formatting (pure) ----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    """One CSV column: its header, where the value comes from and how it is written."""
-
-    header: str
-    source: str  # "time", "device" or a catalogue field name (a key of Reading.values)
-    device: str | None = None  # only in this device's file; None = every file
-    decimals: int = 0  # for scaled numbers: digits after the point (the device resolution)
-
-
-class ColumnError(ConfigError):
-    """A bad ``csv.columns`` entry: which one and what was expected (config.py adds the line)."""
-
-    def __init__(self, index: int, spec: object, expected: str) -> None:
-        super().__init__(f"csv.columns[{index}] = {spec!r}: expected {expected}")
-        self.index, self.spec, self.expected = index, spec, expected
-
-
-def parse_columns(specs: Sequence[str], devices: Sequence[str]) -> tuple[Column, ...]:
-    """``[device:]Header=field`` / ``[device:]field`` entries → columns; ColumnError if bad."""
-    columns: list[Column] = []
-    for i, spec in enumerate(specs):
-        device: str | None = None
-        text = spec.strip()
-        head, sep, rest = text.partition(":")
-        if sep and "=" not in head:
-            device, text = head.strip(), rest.strip()
-            if device not in devices:
-                raise ColumnError(i, spec, f"a [[device]] name before ':' ({', '.join(devices)})")
-        header, sep, source = text.partition("=")
-        header, source = header.strip(), (source if sep else header).strip()
-        if not header or not source or _CONTROL.search(header) or '"' in header:
-            raise ColumnError(i, spec, "[device:]Header=field or [device:]field")
-        if any(c.header == header and c.device in (None, device) for c in columns):
-            raise ColumnError(i, spec, f"a header not used twice in one file ({header!r})")
-        if source.lower() in _PSEUDO:
-            columns.append(Column(header, source.lower(), device))
-            continue
-        found = lookup(source)
-        if found is None:
-            raise ColumnError(
-                i,
-                spec,
-                "a catalogue field name such as 'voltage', a VE.Direct label such as 'V', or "
-                f"time / device (unknown field {source!r})",
-            )
-        decimals = len(str(found.divisor)) - 1 if found.scale < 1 else 0
-        columns.append(Column(header, found.name, device, decimals))
-    if not columns:
-        raise ColumnError(0, [], "at least one column")
-    return tuple(columns)
-
-
-def _cell(text: str) -> str:
-    text = _CONTROL.sub(" ", text)  # one row is always one line
-    if "," in text or '"' in text or text != text.strip():
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
-def format_value(value: Value | None, decimals: int) -> str:
-    """One value as a CSV cell (see the module docstring)."""
-    if value is None or value is UNAVAILABLE:
-        return ""
-    if isinstance(value, bool):
-        return "ON" if value else "OFF"
-    if isinstance(value, int):
-        return f"{value:.{decimals}f}" if decimals else str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ""
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        text = f"{value:.{decimals}f}"
-        return "0" + text[2:] if text.startswith("-0") and not text.strip("-0.") else text
-    if isinstance(value, tuple):
-        return _cell("|".join(value))
-    return _cell(str(value))
-
-
-def format_time(when: datetime, utc: bool) -> str:
-    """ISO 8601 to the second: ``...Z`` in UTC, else local time with its offset."""
-    if utc:
-        return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return when.astimezone().isoformat(timespec="seconds")
-
-
 def next_tick(start: float, interval: float, now: float) -> float:
     """The first tick ``start + k * interval`` strictly after ``now`` (missed ticks skipped)."""
     k = math.floor((now - start) / interval) + 1
     return start + max(k, 1) * interval
-
-
-def device_path(template: str, device: str, devices: Sequence[str]) -> Path:
-    """The CSV file of ``device`` (see the module docstring)."""
-    if "{device}" in template:
-        return Path(template.replace("{device}", device))
-    path = Path(template)
-    if len(devices) > 1:
-        return path.with_name(f"{path.stem}_{device}{path.suffix}")
-    return path
-
-
-class _Rows:
-    """Formats one device's header and rows."""
-
-    def __init__(self, columns: Sequence[Column], utc: bool) -> None:
-        self.columns = tuple(columns)
-        self.utc = utc
-        self.header = (",".join(_cell(c.header) for c in self.columns) + "\n").encode()
-
-    def row(self, reading: Reading) -> bytes:
-        cells = []
-        values = reading.values
-        for column in self.columns:
-            if column.source == "time":
-                cells.append(format_time(reading.time, self.utc))
-            elif column.source == "device":
-                cells.append(_cell(reading.device))
-            else:
-                cells.append(format_value(values.get(column.source), column.decimals))
-        return (",".join(cells) + "\n").encode()
 
 
 # -- one file --------------------------------------------------------------------------------
@@ -544,7 +411,7 @@ def _describe(exc: BaseException, path: Path) -> tuple[str, str]:
 class _Target:
     """A device's file, its formatter, its pending rows and its retry state."""
 
-    def __init__(self, file: CsvFile, rows: _Rows, queue_size: int) -> None:
+    def __init__(self, file: CsvFile, rows: Rows, queue_size: int) -> None:
         self.file = file
         self.rows = rows
         self.pending: deque[tuple[bytes, date]] = deque()
@@ -591,7 +458,7 @@ class CsvOutput(Output):
             cfg = self.config
             utc = cfg.time_format == "utc"
             columns = [c for c in self.columns if c.device in (None, device)]
-            rows = _Rows(columns, utc)
+            rows = Rows(columns, utc)
             file = CsvFile(
                 device_path(cfg.path, device, self.devices),
                 rows.header,

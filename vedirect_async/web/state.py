@@ -17,9 +17,9 @@ from prometheus_client import CollectorRegistry
 
 from .. import fields
 from ..config import SECRET_KEYS, Config, ConfigError
+from ..csv_columns import device_path, parse_columns
 from ..history import History, read_csv_tail
 from ..hub import Hub, OutputHealth, Subscription
-from ..outputs.csv_log import device_path, parse_columns
 from ..reading import Reading
 
 __all__ = ["WEB", "WebState"]
