@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.parser_vectors import T8B_HEX, T9_HEX, T12_HEX
+from vedirect_async.daily import HistoryDay, HistoryTotal
 from vedirect_async.hexframe import (
-    REGISTERS,
     AppVersion,
     Command,
     Done,
@@ -18,16 +18,12 @@ from vedirect_async.hexframe import (
     Flags,
     HexError,
     HexFrame,
-    HistoryDay,
-    HistoryTotal,
     PingResponse,
     RegisterMessage,
     UnknownResponse,
     app_version_request,
     check_byte,
     decode_message,
-    decode_value,
-    encode_value,
     get_request,
     ping_request,
     product_id_request,
@@ -35,6 +31,7 @@ from vedirect_async.hexframe import (
     set_request,
 )
 from vedirect_async.parser import HexRecord, Parser
+from vedirect_async.registers import REGISTERS, decode_value, encode_value
 
 # protocol.md 7.3 "HEX vectors checked = 0x55", every one.
 ALL_VECTORS = [
@@ -165,24 +162,24 @@ def test_unknown_and_error_responses() -> None:
 @pytest.mark.parametrize(
     ("wire", "register", "name", "value", "unit"),
     [
-        (b":7F0ED009600DB", 0xEDF0, "battery maximum current", 15.0, "A"),
-        (b":8F0ED0064000C", 0xEDF0, "battery maximum current", 10.0, "A"),
-        (b":7FF0F003D22E1", 0x0FFF, "state of charge", 87.65, "%"),
-        (b":78DED00E804E8", 0xED8D, "main voltage", 12.56, "V"),
-        (b":7001000C80076", 0x1000, "battery capacity", 200, "Ah"),
-        (b":70001000056A0FF58", 0x0100, "product id", 0xA056, ""),
-        (b":70001000062A0FF4C", 0x0100, "product id", 0xA062, ""),
-        (b":A0102000543", 0x0201, "device state", 5, ""),
-        (b":A0002000148", 0x0200, "device mode", 1, ""),
-        (b":AD7ED00020085", 0xEDD7, "charger current", 0.2, "A"),
-        (b":ABBED008D28EE", 0xEDBB, "panel voltage", 103.81, "V"),
-        (b":AD5ED009714DE", 0xEDD5, "charger voltage", 52.71, "V"),
-        (b":ABCED0045A10000BC", 0xEDBC, "panel power", 412.85, "W"),
-        (b":70A01004851313834304D4145493400000000008D", 0x010A, "serial number", "HQ1840MAEI4", ""),
-        (b":ADBED00D10AA8", 0xEDDB, "charger internal temperature", 27.69, "°C"),
-        (b":A8DED00971426", 0xED8D, "main voltage", 52.71, "V"),
+        (b":7F0ED009600DB", 0xEDF0, "battery_max_current", 15.0, "A"),
+        (b":8F0ED0064000C", 0xEDF0, "battery_max_current", 10.0, "A"),
+        (b":7FF0F003D22E1", 0x0FFF, "soc", 87.65, "%"),
+        (b":78DED00E804E8", 0xED8D, "voltage", 12.56, "V"),
+        (b":7001000C80076", 0x1000, "battery_capacity", 200, "Ah"),
+        (b":70001000056A0FF58", 0x0100, "product_id", 0xA056, ""),
+        (b":70001000062A0FF4C", 0x0100, "product_id", 0xA062, ""),
+        (b":A0102000543", 0x0201, "charger_state", 5, ""),
+        (b":A0002000148", 0x0200, "device_mode", 1, ""),
+        (b":AD7ED00020085", 0xEDD7, "current", 0.2, "A"),
+        (b":ABBED008D28EE", 0xEDBB, "panel_voltage", 103.81, "V"),
+        (b":AD5ED009714DE", 0xEDD5, "voltage", 52.71, "V"),
+        (b":ABCED0045A10000BC", 0xEDBC, "panel_power", 412.85, "W"),
+        (b":70A01004851313834304D4145493400000000008D", 0x010A, "serial_number", "HQ1840MAEI4", ""),
+        (b":ADBED00D10AA8", 0xEDDB, "charger_temperature", 27.69, "°C"),
+        (b":A8DED00971426", 0xED8D, "voltage", 52.71, "V"),
         (b":A8FED000D00C2", 0xED8F, "current", 1.3, "A"),
-        (b":A8CED001E050000AF", 0xED8C, "current high resolution", 1.31, "A"),
+        (b":A8CED001E050000AF", 0xED8C, "current_high_resolution", 1.31, "A"),
         (b":A200100560C0000C8", 0x0120, "uptime", 3158, "s"),
     ],
 )
@@ -211,7 +208,7 @@ def test_flags_mean_no_value() -> None:
     assert again.flags == Flags.UNKNOWN_ID
     assert not again.ok
     assert again.decoded().value is None
-    assert again.decoded().name == "history day -5"
+    assert again.decoded().name == "history_day_5"
 
 
 def test_unknown_register_kept_raw() -> None:
@@ -311,7 +308,7 @@ def test_register_table_is_consistent() -> None:
     for reg in REGISTERS.values():
         if reg.na is not None:
             assert reg.kind in ("un8", "un16", "sn16", "un32", "sn32")
-    assert REGISTERS[0x106E].name == "history day -30"
+    assert REGISTERS[0x106E].name == "history_day_30"
     assert 0x106F not in REGISTERS
 
 

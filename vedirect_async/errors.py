@@ -11,6 +11,7 @@ __all__ = [
     "ConfigError",
     "DeliveryError",
     "DeviceError",
+    "HexError",
     "PermanentDeliveryError",
     "PortClosedError",
     "SubscriptionClosed",
@@ -49,6 +50,10 @@ class PermanentDeliveryError(DeliveryError):
 
 class DeviceError(VedirectError):
     """A device session could not do what was asked of it (the port, a HEX command)."""
+
+
+class HexError(VedirectError, ValueError):
+    """A HEX record, payload or register value that does not follow the protocol (protocol core)."""
 
 
 class PortClosedError(DeviceError):

@@ -1,4 +1,4 @@
-"""VE.Direct HEX protocol: encode and decode HEX records and register values (pure code).
+"""VE.Direct HEX protocol: encode and decode HEX records (pure code).
 
 Wire format (protocol.md section 3.2), one record::
 
@@ -8,7 +8,9 @@ Wire format (protocol.md section 3.2), one record::
 - Check rule: (command + sum of payload bytes + check) mod 256 == 0x55 (the command nibble
   counts as a value 0x0-0xF).
 - Get / Set / Async payload: register id (2 bytes LE), flags (1 byte), value (1, 2 or 4
-  bytes LE, a zero-padded string, or a fixed record such as an MPPT history day).
+  bytes LE, a zero-padded string, or a fixed record such as an MPPT history day). What a
+  register's value means is :mod:`vedirect_async.registers`' table; the history records are
+  :mod:`vedirect_async.daily`'s.
 
 Every ``parse`` raises :class:`HexError` (a ``ValueError``) on malformed input; nothing here
 does I/O. The text parser (:mod:`vedirect_async.parser`) already hands over only records whose
@@ -22,13 +24,15 @@ import enum
 import re
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
+
+from .errors import HexError
+from .registers import REGISTERS, RegisterValue, decode_value
 
 if TYPE_CHECKING:
     from vedirect_async.parser import HexRecord
 
 __all__ = [
-    "REGISTERS",
     "AppVersion",
     "Command",
     "Done",
@@ -36,30 +40,20 @@ __all__ = [
     "Flags",
     "HexError",
     "HexFrame",
-    "HistoryDay",
-    "HistoryTotal",
     "Message",
     "PingResponse",
-    "Register",
     "RegisterMessage",
-    "RegisterValue",
     "Response",
     "UnknownResponse",
     "app_version_request",
     "check_byte",
     "decode_message",
-    "decode_value",
-    "encode_value",
     "get_request",
     "ping_request",
     "product_id_request",
     "restart_request",
     "set_request",
 ]
-
-
-class HexError(ValueError):
-    """A HEX record, payload or register value that does not follow the protocol."""
 
 
 class Command(enum.IntEnum):
@@ -172,7 +166,7 @@ def get_request(register: int) -> HexFrame:
 
 
 def set_request(register: int, value: bytes) -> HexFrame:
-    """Set a register to raw ``value`` bytes (see :func:`encode_value`); the reply echoes it."""
+    """Set a register to raw ``value`` bytes (``registers.encode_value``); the reply echoes it."""
     return RegisterMessage(Command.SET, register, Flags.NONE, value).to_frame()
 
 
@@ -288,7 +282,7 @@ class RegisterMessage:
         return message
 
     def decoded(self) -> RegisterValue:
-        """The value decoded with the register table (see :func:`decode_value`)."""
+        """The value decoded with the register table (``registers.decode_value``)."""
         if not self.ok:
             reg = REGISTERS.get(self.register)
             name = reg.name if reg else f"0x{self.register:04X}"
@@ -320,327 +314,3 @@ def decode_message(frame: HexFrame) -> Message:
     if command == Response.ERROR:
         return ErrorResponse(payload)
     return frame
-
-
-# -- register table -----------------------------------------------------------------------
-
-Kind = Literal[
-    "un8", "un16", "sn16", "un32", "sn32", "string", "version", "product", "day", "total"
-]
-_STRUCT = {"un8": "<B", "un16": "<H", "sn16": "<h", "un32": "<I", "sn32": "<i"}
-
-
-@dataclass(frozen=True, slots=True)
-class Register:
-    """One register: name, value type, scale (value = raw * scale + offset), unit, n/a value.
-
-    Types and scales are VELIB's (protocol.md section 3.5). ``na`` is the raw value VELIB
-    reserves for "not available"; it decodes to None.
-    """
-
-    name: str
-    kind: Kind
-    scale: float = 1
-    unit: str = ""
-    na: int | None = None
-    offset: float = 0
-
-
-@dataclass(frozen=True, slots=True)
-class RegisterValue:
-    """A decoded register value. ``value`` is None when the device says "not available"."""
-
-    register: int
-    name: str
-    value: int | float | str | HistoryDay | HistoryTotal | None
-    unit: str
-
-
-def _history_days() -> dict[int, Register]:
-    return {0x1050 + n: Register(f"history day -{n}", "day") for n in range(31)}
-
-
-REGISTERS: dict[int, Register] = {
-    # common to all devices
-    0x0100: Register("product id", "product"),
-    0x0102: Register("app version", "version"),
-    0x0104: Register("group id", "un8"),
-    0x010A: Register("serial number", "string"),
-    0x010B: Register("model name", "string"),
-    0x0120: Register("uptime", "un32", 1, "s"),
-    0x0140: Register("capabilities", "un32"),
-    0x0200: Register("device mode", "un8"),
-    0x0201: Register("device state", "un8", na=0xFF),
-    0x0207: Register("off reason", "un32"),
-    0x031C: Register("warning reason", "un16"),
-    0x031E: Register("alarm reason", "un16"),
-    0x034E: Register("relay state", "un8"),
-    0xEDEC: Register("battery temperature", "un16", 0.01, "°C", 0xFFFF, -273.15),
-    # BMV-70x/71x and SmartShunt
-    0xED8D: Register("main voltage", "sn16", 0.01, "V", 0x7FFF),
-    0xED7D: Register("aux voltage", "sn16", 0.01, "V", 0x7FFF),
-    0xED8F: Register("current", "sn16", 0.1, "A", 0x7FFF),
-    0xED8C: Register("current high resolution", "sn32", 0.001, "A", 0x7FFFFFFF),
-    0xED8E: Register("power", "sn16", 1, "W", 0x7FFF),
-    0xEEFF: Register("consumed Ah", "sn32", 0.1, "Ah", 0x7FFFFFFF),
-    0x0FFF: Register("state of charge", "un16", 0.01, "%", 0xFFFF),
-    0x0FFE: Register("time to go", "un16", 1, "min", 0xFFFF),
-    0x0382: Register("mid-point voltage", "un16", 0.01, "V", 0xFFFF),
-    0x0383: Register("mid-point deviation", "sn16", 0.1, "%", 0x7FFF),
-    0xEEB6: Register("synchronised", "un8"),
-    0xEEB8: Register("DC monitor mode", "sn16"),
-    0x0300: Register("deepest discharge", "sn32", 0.1, "Ah"),
-    0x0301: Register("last discharge", "sn32", 0.1, "Ah"),
-    0x0302: Register("average discharge", "sn32", 0.1, "Ah"),
-    0x0303: Register("charge cycles", "un32"),
-    0x0304: Register("full discharges", "un32"),
-    0x0305: Register("cumulative Ah drawn", "sn32", 0.1, "Ah"),
-    0x0306: Register("minimum voltage", "sn32", 0.01, "V"),
-    0x0307: Register("maximum voltage", "sn32", 0.01, "V"),
-    0x0308: Register("seconds since full charge", "un32", 1, "s"),
-    0x0309: Register("automatic synchronisations", "un32"),
-    0x030A: Register("low voltage alarms", "un32"),
-    0x030B: Register("high voltage alarms", "un32"),
-    0x030C: Register("low aux voltage alarms", "un32"),
-    0x030D: Register("high aux voltage alarms", "un32"),
-    0x030E: Register("minimum aux voltage", "sn32", 0.01, "V"),
-    0x030F: Register("maximum aux voltage", "sn32", 0.01, "V"),
-    0x0310: Register("discharged energy", "un32", 0.01, "kWh"),
-    0x0311: Register("charged energy", "un32", 0.01, "kWh"),
-    0x1000: Register("battery capacity", "un16", 1, "Ah"),
-    0xEEFC: Register("alarm buzzer", "un8"),
-    # BlueSolar / SmartSolar MPPT
-    0xEDBB: Register("panel voltage", "un16", 0.01, "V", 0xFFFF),
-    0xEDBC: Register("panel power", "un32", 0.01, "W", 0xFFFFFFFF),
-    0xEDBD: Register("panel current", "un16", 0.1, "A", 0xFFFF),
-    0xEDB3: Register("tracker mode", "un8", na=0xFF),
-    0xEDD5: Register("charger voltage", "un16", 0.01, "V", 0xFFFF),
-    0xEDD7: Register("charger current", "sn16", 0.1, "A", 0x7FFF),  # VELIB: signed
-    0xEDDA: Register("charger error", "un8"),
-    0xEDDB: Register("charger internal temperature", "sn16", 0.01, "°C", 0x7FFF),
-    0xEDDC: Register("user yield", "un32", 0.01, "kWh"),
-    0xEDDD: Register("system yield", "un32", 0.01, "kWh"),
-    0xEDD3: Register("yield today", "un16", 0.01, "kWh"),
-    0xEDD2: Register("max power today", "un16", 1, "W"),
-    0xEDD1: Register("yield yesterday", "un16", 0.01, "kWh"),
-    0xEDD0: Register("max power yesterday", "un16", 1, "W"),
-    0xEDA8: Register("load output state", "un8"),
-    0xEDAD: Register("load current", "un16", 0.1, "A", 0xFFFF),
-    0xEDF0: Register("battery maximum current", "un16", 0.1, "A"),
-    0xEDF7: Register("absorption voltage", "un16", 0.01, "V"),
-    0xEDF6: Register("float voltage", "un16", 0.01, "V"),
-    0x2027: Register("network total DC input power", "un32", 0.01, "W", 0xFFFFFFFF),
-    0x2030: Register("solar activity", "un8"),
-    0x104F: Register("history total", "total"),
-    **_history_days(),
-    # Phoenix inverter
-    0x2200: Register("AC out voltage", "sn16", 0.01, "V", 0x7FFF),
-    0x2201: Register("AC out current", "sn16", 0.1, "A", 0x7FFF),
-    0x2205: Register("AC out apparent power", "sn32", 1, "VA", 0x7FFFFFFF),
-    0x0230: Register("AC out voltage setpoint", "un16", 0.01, "V"),
-}
-
-
-def _scaled(raw: int, reg: Register) -> int | float | None:
-    if reg.na is not None and raw == reg.na:
-        return None
-    if reg.scale == 1 and reg.offset == 0:
-        return raw
-    # Divide by the decimal power rather than multiply by 0.01: 8765 / 100 == 87.65 exactly as
-    # printed, 8765 * 0.01 == 87.65000000000001.
-    value = raw / round(1 / reg.scale) if reg.scale < 1 else raw * reg.scale
-    return round(value + reg.offset, 2) if reg.offset else value
-
-
-def decode_value(register: int, value: bytes) -> RegisterValue:
-    """Decode a register's raw value bytes into a named, scaled value.
-
-    An unknown register comes back with its raw bytes as upper-case hex text. A value whose
-    length does not fit its register's type raises :class:`HexError`.
-    """
-    reg = REGISTERS.get(register)
-    if reg is None:
-        return RegisterValue(register, f"0x{register:04X}", value.hex().upper(), "")
-    decoded: int | float | str | HistoryDay | HistoryTotal | None
-    if reg.kind in _STRUCT:
-        fmt = _STRUCT[reg.kind]
-        if len(value) != struct.calcsize(fmt):
-            raise HexError(f"{reg.name}: {len(value)} bytes, {reg.kind} needs {fmt}")
-        decoded = _scaled(struct.unpack(fmt, value)[0], reg)
-    elif reg.kind == "string":
-        decoded = value.split(b"\x00", 1)[0].decode("ascii", "backslashreplace")
-    elif reg.kind == "product":
-        # 4 bytes: 00 PIDlo PIDhi FF (VE.Direct MPPTs differ from VE.Can; bytes 1-2 hold it).
-        if len(value) != 4:
-            raise HexError(f"product id: {len(value)} bytes, expected 4")
-        decoded = int.from_bytes(value[1:3], "little")
-    elif reg.kind == "version":
-        decoded = _app_version(value)
-    elif reg.kind == "day":
-        decoded = HistoryDay.parse(value)
-    else:
-        decoded = HistoryTotal.parse(value)
-    return RegisterValue(register, reg.name, decoded, reg.unit)
-
-
-def _app_version(value: bytes) -> str:
-    """un24 0xHHMMLL: HH = 0 means vMM.LL; else vHH.MM, LL = 0xFF release, other LL beta."""
-    if len(value) not in (3, 4):
-        raise HexError(f"app version: {len(value)} bytes, expected 3")
-    number = int.from_bytes(value[:3], "little")
-    hh, mm, ll = number >> 16, (number >> 8) & 0xFF, number & 0xFF
-    if hh == 0:
-        return f"{mm:x}.{ll:02x}"
-    return f"{hh:x}.{mm:02x}" + ("" if ll == 0xFF else f"-beta-{ll:02x}")
-
-
-def encode_value(register: int, value: float) -> bytes:
-    """Raw bytes for setting a numeric register to ``value`` in its unit (e.g. 15.0 A)."""
-    reg = REGISTERS.get(register)
-    if reg is None or reg.kind not in _STRUCT:
-        raise HexError(f"register 0x{register:04X} has no numeric type")
-    raw = round((value - reg.offset) / reg.scale)
-    try:
-        return struct.pack(_STRUCT[reg.kind], raw)
-    except struct.error as exc:
-        raise HexError(f"{reg.name}: {value} does not fit {reg.kind}") from exc
-
-
-# -- MPPT history records (VELIB layout, protocol.md section 3.6) ---------------------------
-
-# Day record, 34 bytes: version un8; yield, consumed un32 (0.01 kWh); battery V max, min un16
-# (0.01 V); error database un8; errors 0-3 4 x un8; time in bulk, absorption, float un16 (min);
-# max power un32 (W); battery current max un16 (0.1 A); panel Voc max un16 (0.01 V); day
-# sequence number un16. All-FF means not available.
-_DAY = struct.Struct("<BIIHHB4sHHHIHHH")
-# Total record: version un8; error database un8; errors 4 x un8; user yield, system yield un32
-# (0.01 kWh); panel Voc max, battery V max un16 (0.01 V); number of available days un8; then
-# padding 0xFF.
-_TOTAL = struct.Struct("<BB4sIIHHB")
-
-
-def _na(raw: int, size: int, divisor: int = 1) -> int | float | None:
-    """None for an all-FF field, else the raw value divided by its decimal scale."""
-    if raw == (1 << (8 * size)) - 1:
-        return None
-    return raw if divisor == 1 else raw / divisor
-
-
-def _raw(value: float | None, size: int, divisor: int = 1) -> int:
-    """Inverse of :func:`_na`."""
-    return (1 << (8 * size)) - 1 if value is None else round(value * divisor)
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryDay:
-    """One MPPT history day (registers 0x1050 + n), values in kWh, V, A, W and minutes."""
-
-    version: int
-    yield_kwh: float | None
-    consumed_kwh: float | None
-    battery_voltage_max: float | None
-    battery_voltage_min: float | None
-    error_database: int
-    errors: tuple[int, int, int, int]
-    time_bulk_min: int | None
-    time_absorption_min: int | None
-    time_float_min: int | None
-    max_power_w: int | None
-    battery_current_max: float | None
-    panel_voltage_max: float | None
-    day_sequence: int | None
-
-    @classmethod
-    def parse(cls, value: bytes) -> HistoryDay:
-        """Decode the 34-byte value of a history-day register."""
-        if len(value) < _DAY.size:
-            raise HexError(f"history day: {len(value)} bytes, expected {_DAY.size}")
-        (ver, yld, cons, vmax, vmin, edb, errs, tb, ta, tf, pmax, imax, voc, seq) = (
-            _DAY.unpack_from(value)
-        )
-        return cls(
-            ver,
-            _na(yld, 4, 100),
-            _na(cons, 4, 100),
-            _na(vmax, 2, 100),
-            _na(vmin, 2, 100),
-            edb,
-            (errs[0], errs[1], errs[2], errs[3]),
-            _int_na(tb, 2),
-            _int_na(ta, 2),
-            _int_na(tf, 2),
-            _int_na(pmax, 4),
-            _na(imax, 2, 10),
-            _na(voc, 2, 100),
-            _int_na(seq, 2),
-        )
-
-    def encode(self) -> bytes:
-        """The 34-byte register value."""
-        return _DAY.pack(
-            self.version,
-            _raw(self.yield_kwh, 4, 100),
-            _raw(self.consumed_kwh, 4, 100),
-            _raw(self.battery_voltage_max, 2, 100),
-            _raw(self.battery_voltage_min, 2, 100),
-            self.error_database,
-            bytes(self.errors),
-            _raw(self.time_bulk_min, 2),
-            _raw(self.time_absorption_min, 2),
-            _raw(self.time_float_min, 2),
-            _raw(self.max_power_w, 4),
-            _raw(self.battery_current_max, 2, 10),
-            _raw(self.panel_voltage_max, 2, 100),
-            _raw(self.day_sequence, 2),
-        )
-
-
-def _int_na(raw: int, size: int) -> int | None:
-    return None if raw == (1 << (8 * size)) - 1 else raw
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryTotal:
-    """The MPPT history total (register 0x104F)."""
-
-    version: int
-    error_database: int
-    errors: tuple[int, int, int, int]
-    user_yield_kwh: float | None
-    system_yield_kwh: float | None
-    panel_voltage_max: float | None
-    battery_voltage_max: float | None
-    days_available: int
-    size: int = _TOTAL.size  # length of the value on the wire (padded with 0xFF)
-
-    @classmethod
-    def parse(cls, value: bytes) -> HistoryTotal:
-        """Decode the value of register 0x104F (padding after the fields is ignored)."""
-        if len(value) < _TOTAL.size:
-            raise HexError(f"history total: {len(value)} bytes, expected {_TOTAL.size}+")
-        ver, edb, errs, user, system, voc, vmax, days = _TOTAL.unpack_from(value)
-        return cls(
-            ver,
-            edb,
-            (errs[0], errs[1], errs[2], errs[3]),
-            _na(user, 4, 100),
-            _na(system, 4, 100),
-            _na(voc, 2, 100),
-            _na(vmax, 2, 100),
-            days,
-            len(value),
-        )
-
-    def encode(self) -> bytes:
-        """The register value, padded with 0xFF to ``size`` bytes."""
-        packed = _TOTAL.pack(
-            self.version,
-            self.error_database,
-            bytes(self.errors),
-            _raw(self.user_yield_kwh, 4, 100),
-            _raw(self.system_yield_kwh, 4, 100),
-            _raw(self.panel_voltage_max, 2, 100),
-            _raw(self.battery_voltage_max, 2, 100),
-            self.days_available,
-        )
-        return packed + b"\xff" * (self.size - len(packed))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..hexframe import Command, RegisterMessage
-from ..hexframe import encode_value as encode_register
 from ..parser import checksum_byte, encode_block
+from ..registers import encode_value as encode_register
 from .plant import CAPACITY_AH, CS_OFF, DISCHARGE_FLOOR, Plant
 
 # -- rendering: what each device sends --------------------------------------------------
@@ -153,7 +153,7 @@ def mppt_blocks(plant: Plant, block: _Template) -> list[bytes]:
 def async_record(register: int, value: float) -> bytes:
     """An asynchronous HEX record (``:A…\n``) carrying ``value``, in the register's unit.
 
-    Scaling and layout come from :mod:`vedirect_async.hexframe`'s register table, so the
+    Scaling and layout come from :mod:`vedirect_async.registers`'s register table, so the
     record is exactly what a device would send (and what the HEX decoder reads back).
     """
     raw = encode_register(register, value)
