@@ -35,13 +35,14 @@ def _samples(reg: Register) -> list[object]:
         low, high = _RANGES[reg.kind]
         raws = [low, high - 1 if reg.na == high else high, (low + high) // 3]
         return [decode_value(reg.id, _pack(reg, raw)).value for raw in raws]
-    return {
+    others: dict[str, list[object]] = {
         "string": ["HQ2230ABCDE"],
         "version": ["1.59", "3.16"],
         "product": [0xA05F, 0xA381],
         "day": [_SAMPLE_DAY],
         "total": [_SAMPLE_TOTAL],
-    }[reg.kind]
+    }
+    return others[reg.kind]
 
 
 def _pack(reg: Register, raw: int) -> bytes:

@@ -34,7 +34,6 @@ import re
 from dataclasses import dataclass
 
 from .hexframe import (
-    REGISTERS,
     Command,
     Done,
     ErrorResponse,
@@ -43,13 +42,11 @@ from .hexframe import (
     HexFrame,
     PingResponse,
     RegisterMessage,
-    RegisterValue,
     UnknownResponse,
     decode_message,
-    decode_value,
-    encode_value,
 )
 from .parser import HexRecord
+from .registers import REGISTERS, RegisterValue, decode_value, encode_value
 
 __all__ = [
     "CommandKind",
