@@ -100,19 +100,25 @@ async def test_health_window_is_configurable(tmp_path: Path) -> None:
         assert (await resp.json())["max_age"] == 60
 
 
-async def test_health_grace_before_first_reading(tmp_path: Path) -> None:
-    """A configured device with no reading yet is healthy only until the window has passed."""
+async def test_health_503_until_the_first_reading(tmp_path: Path) -> None:
+    """A configured device with no reading yet is unhealthy from the start (no grace: Docker's
+    start period covers start-up, issue 13); its first valid reading makes /health 200."""
     config = make_config(tmp_path)
     hub, clock = Hub(), FakeClock()
+    feed = Feed(hub, clock=clock)
     async with serve(config, hub, clock) as client:
         resp = await client.get("/health")
         body = await resp.json()
-        assert resp.status == 200
+        assert resp.status == 503, body
         assert body["devices"]["bmv"]["last_reading_age"] is None
-        clock.advance(config.watchdog.silence_timeout + 1)
+        assert body["devices"]["bmv"]["fresh"] is False
+        assert body["problems"] == ["bmv: no valid reading yet (0 s since start)"]
+        clock.advance(3)
+        body = await (await client.get("/health")).json()
+        assert body["problems"] == ["bmv: no valid reading yet (3 s since start)"]
+        feed.until_reading()
         resp = await client.get("/health")
-        assert resp.status == 503
-        assert "no valid reading" in (await resp.json())["problems"][0]
+        assert resp.status == 200, await resp.json()
 
 
 async def test_health_output_states(tmp_path: Path) -> None:

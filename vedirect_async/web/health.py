@@ -23,10 +23,11 @@ def health(state: WebState) -> tuple[bool, dict[str, Any]]:
         last = state.last_reading(name)
         age = None if last is None else max(0.0, now - last)
         if age is None:
-            waiting = now - state.started
-            fresh = waiting <= state.max_age  # start-up grace: the watchdog would not act yet
-            if not fresh:
-                problems.append(f"{name}: no valid reading in {waiting:.0f} s since start")
+            # no start-up grace here: a service that has read nothing is not healthy yet
+            # (Docker's start period covers start-up; the probe stays truthful)
+            fresh = False
+            waiting = max(0.0, now - state.started)
+            problems.append(f"{name}: no valid reading yet ({waiting:.0f} s since start)")
         else:
             fresh = age <= state.max_age
             if not fresh:

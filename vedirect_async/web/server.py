@@ -9,12 +9,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import HttpVersion10, web
+from aiohttp.typedefs import Handler
 
 from ..config import Config
 from ..hub import Hub
 from .api import handle_history, handle_readings
 from .common import checked_query
+from .guard import BACKLOG, IDLE_TIMEOUT, ConnectionGuard, RequestLog, connection_cap
 from .health import handle_api_health, handle_health
 from .metrics import HubCollector, handle_metrics
 from .state import WEB, WebState
@@ -25,12 +27,37 @@ __all__ = ["WebServer", "make_app"]
 _LOGGER = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent.parent / "static"
+# The page's own files, the only names /static/ serves: nothing from the request reaches the
+# filesystem (a 300-character name once gave a 500 "File name too long"; "app.js/" was served).
+STATIC_FILES = frozenset({"app.js", "chart.js", "style.css"})
 SHUTDOWN_TIMEOUT = 3.0
 
 
 async def handle_page(request: web.Request) -> web.FileResponse:
     checked_query(request, ("device",))
     return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def handle_static(request: web.Request) -> web.FileResponse:
+    checked_query(request, ())
+    name = request.match_info["name"]
+    if name not in STATIC_FILES:
+        raise web.HTTPNotFound()
+    return web.FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache"})
+
+
+@web.middleware
+async def _http10_or_later(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request line without a version (HTTP/0.9) gets no answer: the connection is closed.
+
+    aiohttp would answer it ``HTTP/0.9 200 OK`` with headers, which no HTTP/0.9 client reads
+    and no HTTP/1.x client sent; closing is what a 0.9 server does after its reply anyway.
+    """
+    if request.version < HttpVersion10:
+        if request.transport is not None:
+            request.transport.abort()
+        raise web.HTTPBadRequest()  # not sent: the connection is gone
+    return await handler(request)
 
 
 _CSP = (
@@ -51,9 +78,14 @@ def make_app(
     *,
     clock: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
+    guard: ConnectionGuard | None = None,
 ) -> web.Application:
-    """The aiohttp application (no I/O until it starts). ``clock`` must match Reading.monotonic."""
-    app = web.Application(client_max_size=1024)
+    """The aiohttp application (no I/O until it starts). ``clock`` must match Reading.monotonic.
+
+    ``guard``: the connection guard of the server that serves it (marks connections busy).
+    """
+    middlewares = [_http10_or_later] if guard is None else [guard.middleware, _http10_or_later]
+    app = web.Application(client_max_size=1024, middlewares=middlewares)
     state = WebState(config, hub, clock, wall)
     state.registry.register(HubCollector(state))
     app[WEB] = state
@@ -74,28 +106,80 @@ def make_app(
     app.router.add_get("/api/readings", handle_readings)
     app.router.add_get("/api/history", handle_history)
     app.router.add_get("/api/stream", handle_stream, allow_head=False)
-    app.router.add_static("/static", STATIC_DIR, show_index=False, follow_symlinks=False)
+    app.router.add_get("/static/{name}", handle_static)
     return app
 
 
-class WebServer:
-    """Serves :func:`make_app` on ``[http] host:port`` until cancelled."""
+class _GuardedSite(web.BaseSite):
+    """A TCP site whose connections pass the :class:`ConnectionGuard` first."""
 
-    def __init__(self, config: Config, hub: Hub) -> None:
+    __slots__ = ("_guard", "_host", "_port")
+
+    def __init__(
+        self, runner: web.BaseRunner, host: str, port: int, guard: ConnectionGuard, backlog: int
+    ) -> None:
+        super().__init__(runner, backlog=backlog)
+        self._host = host
+        self._port = port
+        self._guard = guard
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None  # set by runner.setup()
+        self._server = await asyncio.get_running_loop().create_server(
+            self._guard.wrap(server), self._host, self._port, backlog=self._backlog
+        )
+
+
+class WebServer:
+    """Serves :func:`make_app` on ``[http] host:port`` until cancelled.
+
+    ``max_connections`` (default :func:`connection_cap`) and ``idle_timeout`` are for tests.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        hub: Hub,
+        *,
+        max_connections: int | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+    ) -> None:
         self._config = config
         self._hub = hub
+        self._max_connections = max_connections
+        self._idle_timeout = idle_timeout
+        self.guard: ConnectionGuard | None = None  # set while running
         self.serving = asyncio.Event()  # set once the port accepts connections
 
     async def run(self) -> None:
-        app = make_app(self._config, self._hub)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        cap = self._max_connections or connection_cap(BACKLOG)
+        guard = self.guard = ConnectionGuard(cap)
+        app = make_app(self._config, self._hub, guard=guard)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+            keepalive_timeout=self._idle_timeout,
+            logger=RequestLog(logging.getLogger("vedirect_async.web.requests")),
+        )
         await runner.setup()
+        host, port = self._config.http.host, self._config.http.port
         try:
-            site = web.TCPSite(runner, self._config.http.host, self._config.http.port)
-            await site.start()
+            await _GuardedSite(runner, host, port, guard, BACKLOG).start()
             self.serving.set()
             _LOGGER.info(
-                "http: serving on http://%s:%d/", self._config.http.host, self._config.http.port
+                "http: serving on http://%s:%d/ (at most %d connections, "
+                "closed after %g s without a complete request)",
+                host,
+                port,
+                cap,
+                self._idle_timeout,
             )
             await asyncio.Event().wait()  # until cancelled
         finally:
