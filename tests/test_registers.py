@@ -26,7 +26,7 @@ _RANGES |= {"un32": (0, 0xFFFFFFFF), "sn32": (-0x80000000, 0x7FFFFFFF)}
 _SAMPLE_DAY = HistoryDay(
     1, 1.23, 0.5, 14.4, 12.1, 0, (2, 0, 0, 0), 60, 120, 300, 250, 12.5, 40.12, 7
 )
-_SAMPLE_TOTAL = HistoryTotal(1, 0, (0, 0, 0, 0), 123.45, 200.0, 95.5, 14.6, 30, 34)
+_SAMPLE_TOTAL = HistoryTotal(1, 0, (0, 0, 0, 0), 123.45, 200.0, 95.5, 14.6, 30)
 
 
 def _samples(reg: Register) -> list[object]:
