@@ -15,7 +15,11 @@ Output (stdout), one reading at a time as it completes:
   in wire order: product_id, serial_number, firmware...), one row per reading; ``---`` is
   an empty cell; a field the first reading did not have is left out (counted in the
   summary).
-- ``table``: a block of ``name value unit`` lines per reading, for people.
+- ``table``: a block of ``name value unit`` lines per reading, for people (``---`` shown).
+
+Values are shown as every output shows them (:mod:`vedirect_async.present`): numbers at the
+device's resolution (``12.800`` V), ``ON``/``OFF``, bitmask reasons joined with ``, `` (``none``
+when no bit is set), ``infinite``.
 
 Reading from ``-`` shows each reading as soon as it is complete (``cat /dev/ttyUSB0 |``
 works live). A summary of the parser and assembler counters goes to stderr. Exit 0
@@ -30,7 +34,6 @@ import argparse
 import csv
 import io
 import json
-import math
 import os
 import sys
 import time
@@ -39,7 +42,7 @@ from datetime import UTC, datetime
 from typing import BinaryIO, TextIO
 
 from .decoder import Decoder
-from .fields import UNAVAILABLE, Value, unit_of
+from .present import State, present
 from .reading import Reading
 
 __all__ = ["CHUNK_SIZE", "cli_decode", "decode_stream"]
@@ -65,19 +68,6 @@ def decode_stream(
     last = decoder.flush(time.monotonic(), datetime.now(UTC))
     if last is not None:
         yield last
-
-
-def _cell(value: Value) -> str:
-    """A value as CSV/table text: ``---`` -> "", infinity -> "infinite", reasons joined."""
-    if value is UNAVAILABLE:
-        return ""
-    if isinstance(value, bool):
-        return "ON" if value else "OFF"
-    if isinstance(value, tuple):
-        return "; ".join(value)
-    if isinstance(value, float) and math.isinf(value):
-        return "infinite"
-    return str(value)
 
 
 def _identity(reading: Reading) -> dict[str, str]:
@@ -106,7 +96,7 @@ class _CsvWriter:
             self._columns = [*_CSV_FIRST, *(n for n in reading.values if n not in _CSV_FIRST)]
             writer.writerow(self._columns)
         row = _identity(reading)
-        row.update((name, _cell(value)) for name, value in reading.values.items())
+        row.update((name, present(name, value).text) for name, value in reading.values.items())
         self.dropped_fields += sum(1 for name in reading.values if name not in self._columns)
         writer.writerow(row.get(column, "") for column in self._columns)
         self._out.write(buffer.getvalue())
@@ -128,8 +118,9 @@ def _write_table(out: TextIO) -> Callable[[Reading], None]:
             f"  serial {ident['serial'] or '-'}"
         ]
         for name, value in reading.values.items():
-            text = "---" if value is UNAVAILABLE else _cell(value) if value != () else "(none)"
-            lines.append(f"  {name:<32} {text} {unit_of(name)}".rstrip())
+            shown = present(name, value)
+            text = "---" if shown.state is State.UNAVAILABLE else shown.text
+            lines.append(f"  {name:<32} {text} {shown.unit}".rstrip())
         out.write("\n".join(lines) + "\n\n")
 
     return write

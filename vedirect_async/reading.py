@@ -44,7 +44,6 @@ over from the previous update of the same device for any part the update does no
 
 from __future__ import annotations
 
-import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -65,6 +64,7 @@ from .fields import (
     unit_of,
 )
 from .parser import ErrorEvent, ErrorKind, Event, TextBlock
+from .present import present
 
 __all__ = ["UNAVAILABLE", "Assembler", "AssemblerStats", "Reading", "Value", "json_value"]
 
@@ -160,14 +160,9 @@ def _new_reading(
 
 
 def json_value(value: Value) -> str | int | float | bool | list[str] | None:
-    """One decoded value as JSON: UNAVAILABLE -> None, infinity -> "infinite", tuple -> list."""
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, float) and math.isinf(value):
-        return "infinite" if value > 0 else "-infinite"
-    if isinstance(value, int | float | str):  # bool is an int
-        return value
-    return None  # UNAVAILABLE
+    """One decoded value as JSON: UNAVAILABLE -> None, infinity -> "infinite", tuple -> list
+    (:attr:`present.Presented.json`, the one presentation every output shares)."""
+    return present("", value).json
 
 
 @dataclass(slots=True)

@@ -69,6 +69,7 @@ from ..config import (
 from ..errors import SubscriptionClosed
 from ..fields import lookup, unit_of
 from ..hub import OutputState, Subscription
+from ..present import domoticz_value as format_value
 from ..reading import UNAVAILABLE, Reading, Value
 from .base import Output
 
@@ -88,8 +89,6 @@ _LOG_REPEAT = 3600.0  # a lasting problem is logged again at most this often
 _STALE_MIN = 60.0  # a device's last reading older than max(2 x interval, this) is not posted
 _CHANGE_GAP = 1.0  # at most one change-triggered post per this many seconds
 _MAX_BODY = 64 * 1024  # a Domoticz answer is tiny; more is not Domoticz
-#: what a numeric device gets for an infinite value (``[domoticz] infinite_value``' default)
-INFINITE_VALUE = 99999.0
 #: catalogue fields whose change is posted at once (post_on_change)
 _TRIGGERS = ("alarm", "relay", "alarm_reason", "charger_state", "error", "off_reason", "load")
 #: kind -> (Type, SubType) Domoticz reports for the matching device ("" = any subtype)
@@ -104,89 +103,6 @@ _TYPES: Mapping[str, tuple[str, str]] = {
     "usage": ("Usage", "Electric"),
     "temperature": ("Temp", ""),
 }
-_DECIMALS: Mapping[str, int] = {
-    "voltage": 3,
-    "current": 3,
-    "percentage": 1,
-    "custom": 3,
-    "temperature": 2,
-    "usage": 1,
-}
-
-
-# -- formatting (pure) --------------------------------------------------------------------------
-
-
-def _number(value: Value) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def _fixed(number: float, decimals: int) -> str:
-    text = f"{number:.{decimals}f}"
-    return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.000"
-
-
-def _text(value: Value) -> str:
-    if isinstance(value, bool):
-        return "ON" if value else "OFF"
-    if isinstance(value, tuple):
-        return ", ".join(value) if value else "none"
-    if isinstance(value, float):
-        if math.isinf(value):
-            return "infinite" if value > 0 else "-infinite"
-        return f"{value:g}"
-    return str(value)
-
-
-def _alert(value: Value, field_name: str) -> tuple[int, str]:
-    """Alert level (1 green, 4 red) and text for an alarm-like value."""
-    if isinstance(value, bool):
-        return (4, "Alarm") if value else (1, "No alarm")
-    if isinstance(value, tuple):
-        return (4, ", ".join(value)) if value else (1, "No alarm")
-    if isinstance(value, int | float):
-        return (4 if value else 1), _text(value)
-    found = lookup(field_name)
-    quiet = found.table.get(0) if found is not None else None  # e.g. ERR 0 "no error"
-    return (1 if value in (quiet, "", "OFF") else 4), str(value)
-
-
-def format_value(
-    kind: str,
-    value: Value,
-    field_name: str = "",
-    power: Value | None = None,
-    infinite: float = INFINITE_VALUE,
-) -> tuple[int, str] | None:
-    """(nvalue, svalue) for a Domoticz device of ``kind``; None when it cannot be posted.
-
-    ``value`` is in the catalogue unit (V, A, %, kWh ...). For ``kwh`` the svalue is
-    ``POWER;ENERGY`` with the energy as a total in Wh and the power in W (``power``, 0 if None).
-    An infinite value (TTG while the battery is not discharging) is ``infinite`` on a text or
-    alert device and the sentinel ``infinite`` on a numeric one: Domoticz reads numbers with C
-    ``atof``, so a text there would show as 0, which reads as "battery empty".
-    """
-    if value is UNAVAILABLE:
-        return None
-    if kind == "text":
-        return 0, _text(value)
-    if kind == "alert":
-        return _alert(value, field_name)
-    if isinstance(value, float) and math.isinf(value) and value > 0 and kind != "kwh":
-        value = infinite
-    number = _number(value)
-    if number is None:
-        return None
-    if kind == "kwh":
-        unit = unit_of(field_name) if field_name else "kWh"
-        wh = number * (1000.0 if unit == "kWh" else 1.0)
-        watts = _number(power) if power is not None and power is not UNAVAILABLE else 0.0
-        return 0, f"{_fixed(watts or 0.0, 1)};{_fixed(wh, 0)}"
-    return 0, _fixed(number, _DECIMALS.get(kind, 3))
 
 
 def legacy_json(reading: Reading) -> str:

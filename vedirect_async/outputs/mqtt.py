@@ -47,9 +47,9 @@ from .. import __version__, fields
 from ..backoff import Backoff
 from ..config import Config, DomoticzDevice, MqttConfig
 from ..hub import Hub, OutputState, ReaderState, Subscription
-from ..reading import Reading, Value, json_value
+from ..present import domoticz_value, present
+from ..reading import Reading, Value
 from .base import Output
-from .domoticz import format_value
 
 __all__ = [
     "UNKNOWN_OPTION",
@@ -103,16 +103,9 @@ def _domoticz_safe(object_id: str) -> str:
 _META = ("time", "device", "product", "units")
 
 
-def _text_value(value: Value) -> str:
-    """A value as plain text for per-field topics."""
-    shown = json_value(value)
-    if shown is None:
-        return ""
-    if isinstance(shown, bool):
-        return "ON" if shown else "OFF"
-    if isinstance(shown, list):
-        return ",".join(str(v) for v in shown)
-    return str(shown)
+def _text_value(name: str, value: Value) -> str:
+    """A value as plain text for per-field topics (:attr:`present.Presented.text`)."""
+    return present(name, value).text
 
 
 def state_payload(reading: Reading) -> dict[str, Any]:
@@ -126,7 +119,7 @@ def state_payload(reading: Reading) -> dict[str, Any]:
     for name, value in reading.values.items():
         if name in _META:
             continue  # never let a device label overwrite the envelope
-        out[name] = json_value(value)
+        out[name] = present(name, value).json
         unit = fields.unit_of(name)
         if unit:
             units[name] = unit
@@ -399,7 +392,7 @@ def domoticz_messages(
             if mapping.power_field
             else None
         )
-        pair = format_value(mapping.kind, value, name, power)  # the HTTP output's formatting
+        pair = domoticz_value(mapping.kind, value, name, power)  # the HTTP output's formatting
         if pair is not None:
             out.append({"idx": mapping.idx, "nvalue": pair[0], "svalue": pair[1]})
     return out
@@ -622,7 +615,7 @@ class _Link:
                 await self._send(
                     client,
                     self.topics.field(name),
-                    _text_value(value),
+                    _text_value(name, value),
                     qos=cfg.qos,
                     retain=cfg.retain,
                 )

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from ..reading import UNAVAILABLE, Reading, Value
+from ..present import State, present
+from ..reading import Reading, Value
 
 __all__ = ["bad_request", "checked_query", "iso_time", "json_response", "reading_json"]
 
@@ -23,17 +23,12 @@ def iso_time(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
-def _json_value(value: Value) -> tuple[object, str | None]:
-    """(JSON-safe value, special) where special is "unavailable" or "infinite"."""
-    if value is UNAVAILABLE:
-        return None, "unavailable"
-    if isinstance(value, float) and not math.isfinite(value):
-        if math.isnan(value):
-            return None, "unavailable"
-        return None, "infinite" if value > 0 else "-infinite"
-    if isinstance(value, tuple):
-        return list(value), None
-    return value, None
+def _json_value(name: str, value: Value) -> tuple[object, str | None]:
+    """(JSON-safe value, special) where special is "unavailable", "infinite" or "-infinite"."""
+    shown = present(name, value)
+    if shown.state is State.VALUE:
+        return shown.json, None
+    return None, shown.state.value
 
 
 def reading_json(
@@ -43,7 +38,7 @@ def reading_json(
     values: dict[str, dict[str, object]] = {}
     for name, value in reading.values.items():
         label, unit = meta(name)
-        shown, special = _json_value(value)
+        shown, special = _json_value(name, value)
         if isinstance(shown, str):
             shown = scrub(shown)
         entry: dict[str, object] = {"value": shown, "unit": unit, "label": label}
