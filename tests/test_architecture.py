@@ -57,6 +57,8 @@ LAYERS: dict[str, int] = {
     "hub": 2,
     # 3 devices
     "session": 3,
+    "hexlink": 3,  # the HEX command path of one port (one command in flight, retries)
+    "poller": 3,  # identity and register polling over HEX
     "serial_port": 3,
     "watchdog": 3,
     "simulator": 3,

@@ -100,7 +100,15 @@ def test_check_config_prints_loadable_toml_with_secrets_masked(
     assert out.startswith(f"# effective configuration from {path}\n")
     printed = tomllib.loads(out)
     assert printed["mqtt"]["password"] == "***"
-    assert printed["device"] == [{"name": "shunt", "port": "/dev/ttyUSB0", "baudrate": 19200}]
+    assert printed["device"] == [
+        {
+            "name": "shunt",
+            "port": "/dev/ttyUSB0",
+            "baudrate": 19200,
+            "registers": ["defaults"],
+            "register_interval": 30.0,
+        }
+    ]
     assert printed["watchdog"]["silence_timeout"] == 7.0
     # Round trip: the printed file (secret aside) is the same configuration.
     again = tmp_path / "again.toml"

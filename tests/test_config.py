@@ -81,3 +81,25 @@ def test_env_overrides_and_masking(tmp_path: Path) -> None:
     shown = masked(config)
     assert shown["domoticz"]["password"] == "***"
     assert "s3cret" not in repr(shown)
+
+
+def test_device_registers_are_checked_with_file_and_line(tmp_path: Path) -> None:
+    """Register ids and names are validated at start-up; a bad one names file:line and key."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[[device]]\nname = "mppt"\nport = "/dev/ttyUSB0"\n'
+        'registers = ["defaults", "0xEDDB", "absorption_voltage"]\nregister_interval = 0\n'
+    )
+    device = load_config(path).device[0]
+    assert device.registers == ["defaults", "0xEDDB", "absorption_voltage"]
+    assert device.register_interval == 0
+    path.write_text(
+        '[[device]]\nname = "mppt"\nport = "/dev/ttyUSB0"\nregisters = ["0xEDDB", "EDDB"]\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert f"{path}:4: device[0].registers[1] = 'EDDB': expected a 16-bit register id" in message
+    path.write_text("[[device]]\nregister_interval = -1\n")
+    with pytest.raises(ConfigError, match="register_interval = -1: expected a number >= 0"):
+        load_config(path)

@@ -46,7 +46,7 @@ from .hexframe import (
     decode_message,
 )
 from .parser import HexRecord
-from .registers import REGISTERS, RegisterValue, decode_value, encode_value
+from .registers import REGISTERS, RegisterValue, decode_value, encode_value, parse_id, resolve
 
 __all__ = [
     "CommandKind",
@@ -65,6 +65,7 @@ __all__ = [
     "describe",
     "parse_register",
     "register_label",
+    "register_problem",
 ]
 
 
@@ -314,30 +315,30 @@ def async_value(record: HexRecord | HexFrame) -> Value | Rejected | Invalid | No
 
 # -- register names -------------------------------------------------------------------------
 
-_HEX_ID = re.compile(r"0[xX]([0-9A-Fa-f]{1,4})")
-
-
-def _key(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-
-
-_BY_NAME: dict[str, int] = {_key(reg.name): rid for rid, reg in REGISTERS.items()}
-
-
-def parse_register(text: str) -> int:
-    """A register from ``"0xEDDB"`` or its catalogue name (``"charger internal temperature"``,
-    any case, spaces or underscores); ValueError naming the accepted forms otherwise."""
+def parse_register(text: str, family: str | None = None) -> int:
+    """A register from ``"0xEDDB"`` (any 16-bit id, in the table or not) or its catalogue name
+    (``"charger_temperature"``; spaces for underscores and any case accepted). A name that
+    two families read from different registers (``voltage``) needs ``family`` or the id.
+    ValueError with a one-line explanation otherwise."""
     text = text.strip()
-    found = _HEX_ID.fullmatch(text)
-    if found:
-        return int(found.group(1), 16)
-    rid = _BY_NAME.get(_key(text))
-    if rid is None:
-        raise ValueError(
-            f"{text!r} is not a register: expected a 16-bit id like 0xEDDB or a register name "
-            "from docs/protocol.md"
-        )
-    return rid
+    number = parse_id(text)
+    if number is not None:
+        return number
+    if text[:2] in ("0x", "0X"):
+        raise ValueError(f"{text!r} is not a 16-bit id")
+    try:
+        return resolve(re.sub(r"[\s\-]+", "_", text.lower()), family).id
+    except KeyError as exc:
+        raise ValueError(str(exc.args[0])) from None
+
+
+def register_problem(text: str) -> str | None:
+    """None if ``text`` names a register, else what was expected (for config errors)."""
+    try:
+        parse_register(text)
+    except ValueError as exc:
+        return f'a 16-bit register id like "0xEDDB", a register name or "defaults" ({exc})'
+    return None
 
 
 def register_label(register: int) -> str:

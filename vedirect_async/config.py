@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .commands import register_problem
 from .config_loader import ENV_PREFIX, SECRET_KEYS, Loader, apply_env, masked, read_document
 from .errors import ConfigError
 
@@ -81,6 +82,17 @@ class DeviceConfig:
         ),
     )
     baudrate: int = field(default=19200, metadata=_doc("VE.Direct is 19200 8N1", min=300))
+    registers: list[str] = field(
+        default_factory=lambda: ["defaults"],
+        metadata=_doc(
+            'HEX registers read into the readings: ids ("0xEDDB") or names from '
+            'docs/protocol.md; "defaults" = the product family\'s defaults; [] = none'
+        ),
+    )
+    register_interval: float = field(
+        default=30.0,
+        metadata=_doc("seconds between HEX register reads; 0 = only at connect", min=0.0),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +355,9 @@ def _cross_check(config: Config, loader: Loader) -> None:
         if dev.name in names:
             loader.fail(f"device[{i}].name", dev.name, "a name not used by another [[device]]")
         names.add(dev.name)
+        for j, spec in enumerate(dev.registers):
+            if spec != "defaults" and (problem := register_problem(spec)):
+                loader.fail(f"device[{i}].registers[{j}]", spec, problem)
         if not dev.port:
             loader.fail(
                 f"device[{i}].port",

@@ -20,10 +20,13 @@ line (the first failure of a streak at WARNING, repeats at DEBUG) and reopens af
 exponential backoff with jitter, reset by the first valid reading.
 
 The way back to the device (issue 14's command path) goes through the same object:
-:meth:`DeviceSession.write` puts bytes on the open port
-(:class:`~vedirect_async.errors.PortClosedError` when there is none), and every verified HEX
-record the decoder separates from the text stream reaches :meth:`DeviceSession._on_hex` on
-the event loop, where answers are matched to the command in flight.
+:meth:`DeviceSession.command` sends a HEX command on the open port and awaits its answer
+(:class:`~vedirect_async.hexlink.HexLink`: one command in flight, timeout, bounded retries),
+and every verified HEX record the decoder separates from the text stream reaches
+:meth:`DeviceSession._on_hex` on the event loop, where it settles the command in flight or,
+as an asynchronous ``:A`` value, joins the device's register values. While a writable port is
+open the session's :class:`~vedirect_async.poller.RegisterPoller` reads the device's identity
+and its registers; their values are added to each text reading before it is published.
 """
 
 from __future__ import annotations
@@ -41,12 +44,15 @@ import serial
 import serial_asyncio_fast
 
 from .backoff import Backoff
+from .commands import Request, Result, Value, parse_register
 from .config import DeviceConfig, WatchdogConfig
 from .decoder import Decoder
 from .errors import PortClosedError
+from .hexlink import HexLink
 from .hub import Hub
 from .logsetup import RateLimitedLogger
 from .parser import ErrorEvent, HexRecord
+from .poller import RegisterPoller
 from .reading import Reading
 from .state import DeviceState, ReaderState
 
@@ -122,6 +128,14 @@ class DeviceSession:
         self.decoder = Decoder(device.name)
         self.state.parser = self.decoder.parser_stats
         self.hex_records = 0  # verified HEX records received (answers and async :A records)
+        self.link = HexLink(device.name, self.write)
+        self.poller = RegisterPoller(
+            device.name,
+            self.link,
+            tuple(parse_register(r) for r in device.registers if r != "defaults"),
+            device.register_interval,
+            defaults="defaults" in device.registers,
+        )
         self._unknown_logged = 0  # unknown labels already named in the log
         self._previous: Reading | None = None
         self._backoff = Backoff(watchdog.backoff_initial, watchdog.backoff_max)
@@ -192,6 +206,13 @@ class DeviceSession:
         """Completes at the next change: connection open/close, failed open, first reading."""
         return self._changed.wait()
 
+    async def command(self, request: Request) -> Result:
+        """Send a HEX command on the open port and await its typed answer (see HexLink).
+
+        Raises :class:`~vedirect_async.errors.PortClosedError` when no writable port is open.
+        """
+        return await self.link.command(request)
+
     def write(self, data: bytes) -> None:
         """Put ``data`` on the open port (a HEX command). Never blocks: the transport buffers.
 
@@ -239,9 +260,15 @@ class DeviceSession:
         self.opened_at = time.monotonic()
         if not self._set(ReaderState.STARTING):
             self._notify()  # the open itself is news to the watchdog
+        poller: asyncio.Task[None] | None = None
+        if connection.write is not None and not self.link.mute:
+            poller = loop.create_task(self.poller.run(), name=f"{self.name} HEX poller")
         try:
             reason = await end
         finally:
+            if poller is not None:
+                poller.cancel()
+                await asyncio.gather(poller, return_exceptions=True)
             self.opened_at = None
             self._end = None
             self._connection = None
@@ -346,11 +373,11 @@ class DeviceSession:
             )
 
     def _on_hex(self, record: HexRecord) -> None:
-        """A verified HEX record: an answer to a command in flight, or an async value.
-
-        Counted only, for now; the command path (issue 14) matches answers here.
-        """
+        """A verified HEX record: an answer to the command in flight, or an async value."""
         self.hex_records += 1
+        value = self.link.on_record(record)
+        if isinstance(value, Value):
+            self.poller.store(value.value)
 
     def _bad_input(self, event: ErrorEvent) -> None:
         """Rejected bytes are counted by the parser; say so now and then, never per block."""
@@ -383,7 +410,7 @@ class DeviceSession:
         self._previous = reading
         if state.state is not ReaderState.READING:
             self._recovered()
-        self.hub.publish(reading)
+        self.hub.publish(self.poller.merge(reading))
 
     def _log_unknown_labels(self) -> None:
         names = self.decoder.unknown_label_names
