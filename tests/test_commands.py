@@ -189,9 +189,16 @@ def test_parse_register_ids_and_names() -> None:
     assert parse_register("charger_temperature") == 0xEDDB
     assert parse_register("Charger_Temperature") == 0xEDDB
     assert parse_register(" 0x100 ") == 0x0100
-    for bad in ("EDDB", "0x1FFFF", "no such register", ""):
-        with pytest.raises(ValueError, match="expected a 16-bit id"):
+    assert parse_register("charger temperature") == 0xEDDB
+    assert parse_register("0x1234") == 0x1234  # not in the table: a device may still know it
+    assert parse_register("voltage", "mppt") == 0xEDD5
+    for bad in ("EDDB", "no such register", ""):
+        with pytest.raises(ValueError, match="expected an id like 0xEDDB or a register name"):
             parse_register(bad)
+    with pytest.raises(ValueError, match="not a 16-bit id"):
+        parse_register("0x1FFFF")
+    with pytest.raises(ValueError, match="depends on the device"):
+        parse_register("voltage")
     assert register_label(0xEDDB) == "0xEDDB (charger_temperature)"
     assert register_label(0x1234) == "0x1234"
 

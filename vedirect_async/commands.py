@@ -315,6 +315,7 @@ def async_value(record: HexRecord | HexFrame) -> Value | Rejected | Invalid | No
 
 # -- register names -------------------------------------------------------------------------
 
+
 def parse_register(text: str, family: str | None = None) -> int:
     """A register from ``"0xEDDB"`` (any 16-bit id, in the table or not) or its catalogue name
     (``"charger_temperature"``; spaces for underscores and any case accepted). A name that
@@ -342,7 +343,7 @@ def register_problem(text: str) -> str | None:
 
 
 def register_label(register: int) -> str:
-    """``"0xEDDB (charger internal temperature)"``, or just the id for an unknown register."""
+    """``"0xEDDB (charger_temperature)"``, or just the id for an unknown register."""
     reg = REGISTERS.get(register)
     return f"0x{register:04X}" + (f" ({reg.name})" if reg else "")
 

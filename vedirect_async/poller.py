@@ -37,11 +37,11 @@ from .commands import (
     register_label,
 )
 from .errors import PortClosedError
-from .fields import product_family, product_name
 from .fields import Value as FieldValue
-from .registers import REGISTERS, RegisterValue, catalogue_value
+from .fields import product_family, product_name
 from .hexlink import HexLink
 from .reading import Reading
+from .registers import REGISTERS, RegisterValue, catalogue_value
 
 __all__ = [
     "DEFAULT_REGISTERS",
