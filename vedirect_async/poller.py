@@ -108,6 +108,7 @@ class RegisterPoller:
         self.values: dict[str, tuple[FieldValue, float]] = {}  # name -> (value, monotonic)
         self.polls = 0  # complete rounds over the registers
         self.dropped = 0  # values not kept (over MAX_VALUES)
+        self.ignored = 0  # :A values of registers not polled
         self._configured = registers
         self._defaults = defaults
         self._interval = interval
@@ -116,6 +117,22 @@ class RegisterPoller:
         self._text_pid: int | None = None
 
     # -- values in, readings out ---------------------------------------------------------------
+
+    def on_async(self, value: RegisterValue) -> None:
+        """An asynchronous ``:A`` value: it updates a register this device polls (the newest
+        value wins); other registers are counted only (a device sends many, and a value
+        nobody asked for must not appear in the outputs of a device it may not belong to)."""
+        if value.register in self.registers():
+            self.store(value)
+        else:
+            self.ignored += 1
+
+    def reset(self) -> None:
+        """A new connection (perhaps another device on the port): forget values and identity."""
+        self.values.clear()
+        self.identity = Identity()
+        self._text_pid = None
+        self._refused.clear()
 
     def store(self, value: RegisterValue, mono: float | None = None) -> None:
         """Keep a register value (a poll answer or an ``:A`` record); the newest wins."""
@@ -135,6 +152,10 @@ class RegisterPoller:
         ident = self.identity
         if not self.values and ident == Identity():
             return reading
+        if self._interval > 0:  # a value not refreshed for 3 polls is stale: drop it
+            oldest = reading.monotonic - 3 * self._interval - self.link.timeout
+            for name in [n for n, (_, at) in self.values.items() if at < oldest]:
+                del self.values[name]
         values = dict(reading.values)
         for name, (value, _) in self.values.items():
             values.setdefault(name, value)  # a text field of the same name stays

@@ -261,6 +261,7 @@ class DeviceSession:
         if not self._set(ReaderState.STARTING):
             self._notify()  # the open itself is news to the watchdog
         poller: asyncio.Task[None] | None = None
+        self.poller.reset()
         if connection.write is not None and not self.link.mute:
             poller = loop.create_task(self.poller.run(), name=f"{self.name} HEX poller")
         try:
@@ -377,7 +378,7 @@ class DeviceSession:
         self.hex_records += 1
         value = self.link.on_record(record)
         if isinstance(value, Value):
-            self.poller.store(value.value)
+            self.poller.on_async(value.value)
 
     def _bad_input(self, event: ErrorEvent) -> None:
         """Rejected bytes are counted by the parser; say so now and then, never per block."""
