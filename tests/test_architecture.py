@@ -100,7 +100,6 @@ NEW_MODULES: dict[str, str] = {
 PENDING: dict[str, str] = {
     "import config -> outputs.csv_log": "H2: parse_columns moves to csv_columns (the cycle)",
     "size outputs.csv_log": "H2: the CSV output on the delivery scaffold",
-    "size outputs.mqtt": "H8: outputs/mqtt/ package",
 }
 
 

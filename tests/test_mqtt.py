@@ -11,7 +11,7 @@ import signal
 import ssl
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -32,7 +32,7 @@ from vedirect_async.config import (
     MqttConfig,
     WatchdogConfig,
 )
-from vedirect_async.hub import Hub, OutputHealth, ReaderState
+from vedirect_async.hub import DeviceState, Hub, OutputHealth, ReaderState
 from vedirect_async.outputs import REGISTRY
 from vedirect_async.outputs.mqtt import (
     UNKNOWN_OPTION,
@@ -447,11 +447,48 @@ async def test_reader_silenced_goes_offline_then_online(broker: Mosquitto) -> No
         await sub.wait_for(lambda m: m.payload == b"online")
         mark = len(sub.messages)
         device.state = ReaderState.SILENT
+        hub.device_changed(device)  # the session tells the hub; MQTT is told, never polls
         await sub.wait_for(lambda m: m.payload == b"offline", start=mark)
         mark = len(sub.messages)
         device.state = ReaderState.READING
+        hub.device_changed(device)
         hub.publish(readings[1])
         await sub.wait_for(lambda m: m.payload == b"online", start=mark)
+
+
+class _NoPollingHub(Hub):
+    """A hub whose device table may not be read: an output that polls it fails."""
+
+    polled = False
+
+    @property
+    def devices(self) -> Mapping[str, DeviceState]:
+        type(self).polled = True
+        raise AssertionError("the MQTT output polled hub.devices")
+
+
+async def test_availability_follows_device_changes_without_polling(broker: Mosquitto) -> None:
+    """Issue 12: MQTT is told of reader changes (hub.device_changes), it never polls the hub;
+    a device it only hears of through a change gets its connection (and its offline)."""
+    hub = _NoPollingHub()
+    device = hub.device("bmv", "/dev/null")
+    device.state = ReaderState.READING
+    output = MqttOutput(mqtt_config(broker), device_names=["bmv"])
+    readings = simulated_readings("bmv712", 2)
+    async with subscriber(broker, "vedirect/+/availability") as sub, running(output, hub):
+        hub.publish(readings[0])
+        await sub.wait_for(
+            lambda m: m.topic == "vedirect/bmv/availability" and m.payload == b"online"
+        )
+        mark = len(sub.messages)
+        device.state = ReaderState.SILENT
+        hub.device_changed(device)
+        await sub.wait_for(lambda m: m.payload == b"offline", start=mark)
+        other = hub.device("mppt", "/dev/null")
+        other.state = ReaderState.SILENT
+        hub.device_changed(other)
+        await sub.wait_for(lambda m: m.topic == "vedirect/mppt/availability")
+    assert not _NoPollingHub.polled
 
 
 async def test_broker_restart_reconnects_with_current_state(broker: Mosquitto) -> None:
@@ -725,6 +762,7 @@ async def test_state_interval_limits_state_messages(broker: Mosquitto) -> None:
         for reading in readings[1:]:
             hub.publish(reading)
         device.state = ReaderState.SILENT  # the next thing the connection publishes
+        hub.device_changed(device)
         await sub.wait_for(lambda m: m.payload == b"offline", start=mark)
     assert len(sub.on("vedirect/bmv/state")) == 1
 

@@ -1,0 +1,263 @@
+"""One device's MQTT connection: connect and reconnect with backoff, its Last Will, its
+availability, and publishing its state and discovery in the right order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+from typing import TYPE_CHECKING
+
+import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+
+from ...backoff import Backoff
+from ...reading import Reading
+from .discovery import discovery_configs
+from .topics import OFFLINE, ONLINE, Topics, domoticz_messages, field_text, state_payload
+
+if TYPE_CHECKING:
+    from .output import MqttOutput
+
+__all__ = ["ERROR_LOG_INTERVAL", "GOODBYE_TIMEOUT", "Link"]
+
+_LOGGER = logging.getLogger(__name__)
+
+#: the same connection error is logged again at WARNING at most this often
+ERROR_LOG_INTERVAL = 300.0
+#: grace for the last "offline" at shutdown
+GOODBYE_TIMEOUT = 1.0
+
+
+def _describe(exc: BaseException, where: str) -> str:
+    """One line for a connection problem; never contains the password."""
+    if isinstance(exc, MqttConnectError):  # a CONNACK with an error code
+        code = getattr(exc.rc, "value", exc.rc)
+        if code in (4, 5, 134, 135):  # MQTT 3.1.1 / 5 "bad user name or password", "not authorized"
+            return (
+                f"broker {where} refused the login ({exc}); check [mqtt] username and "
+                "VEDIRECT_MQTT__PASSWORD"
+            )
+        return f"broker {where} refused the connection ({exc})"
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, aiomqtt.MqttCodeError) or "disconnected" in text.lower():
+        return f"broker {where} dropped the connection ({text})"
+    if "timed out" in text.lower():
+        return f"broker {where} did not answer in time ({text})"
+    return f"broker {where} unreachable: {text}"
+
+
+class Link:
+    """One device's connection: its LWT, its availability, its state and discovery."""
+
+    def __init__(self, output: MqttOutput, device: str) -> None:
+        self.output = output
+        self.device = device
+        cfg = output.config
+        self.topics = Topics(cfg.prefix, device, cfg.discovery_prefix)
+        self.pending: Reading | None = None
+        self.wake = asyncio.Event()
+        self.connected = False
+        self.published_availability: str | None = None
+        #: a state was published on this connection since the reader was last seen down:
+        #: only then is "online" true (else HA would show the old retained state as live)
+        self.fresh = False
+        self.discovered: frozenset[str] = frozenset()
+        self.identity: tuple[str | None, ...] = ()
+        self.rediscover = False
+        self.last_state_publish = -math.inf
+        self.failures = 0
+        self._last_error = ""
+        self._last_error_logged = -math.inf
+        self._listener: asyncio.Task[None] | None = None
+
+    def offer(self, reading: Reading) -> None:
+        self.pending = reading
+        self.wake.set()
+
+    # -- connection loop --
+
+    async def run(self) -> None:
+        cfg = self.output.config
+        backoff = Backoff(cfg.reconnect_initial, cfg.reconnect_max)
+        where = f"{cfg.host}:{cfg.port}"
+        while True:
+            try:
+                async with self.output.client_for(self) as client:
+                    self.connected = True
+                    if self.failures:
+                        _LOGGER.info(
+                            "mqtt %s: connected to %s again after %d failed attempts",
+                            self.device,
+                            where,
+                            self.failures,
+                        )
+                    else:
+                        _LOGGER.info("mqtt %s: connected to %s", self.device, where)
+                    self.failures = 0
+                    backoff.reset()
+                    await self._session(client)
+            except aiomqtt.MqttError as exc:
+                self._failed(_describe(exc, where))
+            finally:
+                self.connected = False
+            await asyncio.sleep(backoff.next())
+
+    def _failed(self, reason: str) -> None:
+        self.failures += 1
+        self.published_availability = None
+        now = time.monotonic()
+        if reason != self._last_error or now - self._last_error_logged >= ERROR_LOG_INTERVAL:
+            _LOGGER.warning("mqtt %s: %s (retrying with backoff)", self.device, reason)
+            self._last_error, self._last_error_logged = reason, now
+        else:
+            _LOGGER.debug("mqtt %s: %s", self.device, reason)
+        self.output.report_failure(self.device, reason)
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        cfg = self.output.config
+        self.discovered = frozenset()
+        self.fresh = False
+        if cfg.discovery:
+            await client.subscribe(self.topics.ha_status, qos=1)
+        if self.pending is None:  # broker restarted: its retained state may be gone
+            self.pending = self.output.latest(self.device)
+        self.last_state_publish = -math.inf
+        listener = asyncio.create_task(self._listen(client), name=f"mqtt-listen-{self.device}")
+        self._listener = listener
+        try:
+            await self._publish_loop(client, listener)
+        except asyncio.CancelledError:
+            await self._goodbye(client)
+            raise
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await listener
+
+    async def _goodbye(self, client: aiomqtt.Client) -> None:
+        """At shutdown: the LWT is not sent on a clean disconnect, so say offline ourselves."""
+        with contextlib.suppress(aiomqtt.MqttError, asyncio.CancelledError, TimeoutError):
+            await client.publish(
+                self.topics.availability,
+                OFFLINE,
+                qos=self.output.config.qos,
+                retain=True,
+                timeout=GOODBYE_TIMEOUT,
+            )
+
+    async def _send(
+        self, client: aiomqtt.Client, topic: str, payload: str, *, qos: int, retain: bool = False
+    ) -> None:
+        """Publish; fail at once if the connection drops, and never lose a cancellation.
+
+        aiomqtt does not fail a QoS 1/2 publish whose connection died: it would wait for the
+        whole ``timeout``. So the publish races the listener, which ends on disconnection.
+        On Python 3.11 ``asyncio.wait_for`` (inside aiomqtt) can swallow a cancellation that
+        arrives together with the PUBACK; it is re-raised here so shutdown is never ignored.
+        """
+        listener = self._listener
+        if qos == 0 or listener is None:
+            await client.publish(topic, payload, qos=qos, retain=retain)
+        else:
+            publish = asyncio.ensure_future(client.publish(topic, payload, qos=qos, retain=retain))
+            try:
+                await asyncio.wait((publish, listener), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not publish.done():
+                    publish.cancel()
+            if publish.cancelled() or not publish.done():
+                raise aiomqtt.MqttError("Disconnected while publishing")
+            publish.result()
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
+
+    async def _listen(self, client: aiomqtt.Client) -> None:
+        """Watch for HA's birth message; ends (raising MqttError) when the connection drops."""
+        try:
+            async for message in client.messages:
+                if message.topic.matches(self.topics.ha_status) and message.payload == b"online":
+                    self.rediscover = True
+                    self.wake.set()
+        finally:
+            self.wake.set()  # let the publisher notice a dead connection at once
+
+    async def _publish_loop(self, client: aiomqtt.Client, listener: asyncio.Task[None]) -> None:
+        cfg = self.output.config
+        while True:
+            self.wake.clear()
+            reader_up = self.output.reader_up(self.device)
+            if not reader_up:
+                self.fresh = False
+            reading = self.pending
+            wait: float | None = None  # woken by a reading, a reader change or HA's birth
+            if reading is not None:
+                due = self.last_state_publish + cfg.state_interval - time.monotonic()
+                if due <= 0 or (reader_up and not self.fresh):  # the first one: at once
+                    self.pending = None
+                    await self._publish_reading(client, reading)
+                    self.fresh = True
+                else:
+                    wait = due
+            # after the state, never before: "online" vouches for what is retained
+            await self._publish_availability(client, reader_up and self.fresh)
+            if self.rediscover and cfg.discovery:
+                self.rediscover = False
+                self.discovered = frozenset()
+                latest = self.output.latest(self.device)
+                if latest is not None:
+                    await self._publish_discovery(client, latest)
+            if listener.done():  # the connection dropped (or the listener failed)
+                listener.result()
+                raise aiomqtt.MqttError("Disconnected")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self.wake.wait()
+
+    async def _publish_availability(self, client: aiomqtt.Client, up: bool) -> None:
+        wanted = ONLINE if up else OFFLINE
+        if wanted != self.published_availability:
+            await self._send(
+                client, self.topics.availability, wanted, qos=self.output.config.qos, retain=True
+            )
+            self.published_availability = wanted
+            _LOGGER.info("mqtt %s: availability %s", self.device, wanted)
+
+    async def _publish_reading(self, client: aiomqtt.Client, reading: Reading) -> None:
+        cfg = self.output.config
+        identity = (reading.product, reading.serial, reading.firmware)
+        if cfg.discovery and (
+            identity != self.identity or not self.discovered.issuperset(reading.values)
+        ):
+            await self._publish_discovery(client, reading)
+        payload = json.dumps(state_payload(reading), separators=(",", ":"), allow_nan=False)
+        await self._send(client, self.topics.state, payload, qos=cfg.qos, retain=cfg.retain)
+        if cfg.per_field_topics:
+            for name, value in reading.values.items():
+                await self._send(
+                    client,
+                    self.topics.field(name),
+                    field_text(name, value),
+                    qos=cfg.qos,
+                    retain=cfg.retain,
+                )
+        if cfg.domoticz_in:
+            for message in domoticz_messages(
+                self.output.domoticz_devices, reading, self.output.single_device
+            ):
+                # never retained: Domoticz would replay it at every restart
+                await self._send(client, cfg.domoticz_in, json.dumps(message), qos=cfg.qos)
+        self.last_state_publish = time.monotonic()
+        self.output.report_success()
+
+    async def _publish_discovery(self, client: aiomqtt.Client, reading: Reading) -> None:
+        configs = discovery_configs(self.topics, reading)
+        for topic, config in configs.items():
+            await self._send(client, topic, json.dumps(config), qos=1, retain=True)
+        self.discovered = frozenset(reading.values)
+        self.identity = (reading.product, reading.serial, reading.firmware)
+        self.output.state.count("discovery_messages", len(configs))
