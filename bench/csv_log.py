@@ -11,7 +11,7 @@ otherwise (the old script's five columns, local time, no fsync):
   subscription and every 30th simulated second the output writes what its tick would write
   (``drain_latest`` then ``write``), so no real 24 h are needed; 2,880 rows.
 
-CPU = process time (event loop and aiofiles' worker threads together); also wall time, bytes
+CPU = process time (event loop and the file worker threads together); also wall time, bytes
 and rows written. Building the readings is not counted.
 
 Usage: python bench/csv_log.py [--seconds 86400]

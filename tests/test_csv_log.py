@@ -1,5 +1,6 @@
 """CSV output: byte-exact rows, one header, whole lines through cancellation, full disk,
-permission denied, a removed directory, rotation, and the real service stopped by SIGTERM."""
+permission denied, a read-only filesystem, a removed directory, rotation, and the real service
+(stopped by SIGTERM; with a full disk; with a CSV directory it cannot write: /health 503)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 
@@ -31,7 +34,8 @@ from vedirect_async.config import Config, ConfigError, CsvConfig, load_config
 from vedirect_async.csv_columns import device_path, format_value, parse_columns
 from vedirect_async.hub import Hub, OutputHealth, OutputState, Subscription
 from vedirect_async.outputs import REGISTRY
-from vedirect_async.outputs.csv_log import CsvOutput, csv_output, next_tick
+from vedirect_async.outputs.csv_log import CsvOutput, csv_output
+from vedirect_async.outputs.delivery import Schedule
 from vedirect_async.parser import Parser, TextBlock
 from vedirect_async.reading import UNAVAILABLE, Assembler, Reading, Value
 
@@ -192,10 +196,15 @@ def test_one_file_per_device() -> None:
 
 
 def test_next_tick_is_absolute_and_skips_missed_ticks() -> None:
-    """Ticks stay on start + k * interval; a late wake-up skips to the next future tick."""
-    assert next_tick(100.0, 30.0, 100.0) == 130.0
-    assert next_tick(100.0, 30.0, 131.0) == 160.0
-    assert next_tick(100.0, 30.0, 250.5) == 280.0  # ticks 160..250 missed, not caught up
+    """Ticks stay on start + k * interval; a late wake-up skips to the next future tick.
+    (next_tick became the shared delivery Schedule: the same three cases through it.)"""
+    schedule = Schedule(30.0, clock=lambda: 100.0)
+    schedule.start(100.0)
+    assert schedule.due == 130.0
+    schedule.done(131.0)
+    assert schedule.due == 160.0
+    schedule.done(250.5)
+    assert schedule.due == 280.0  # ticks 160..250 missed, not caught up
 
 
 # -- the replayed capture, byte for byte ------------------------------------------------------
@@ -456,6 +465,11 @@ async def _child(scenario: str, path: Path) -> dict[str, object]:
         report["alive"] = not run.task.done()
         if scenario == "disk_full":
             resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+        elif scenario == "read_only":  # in the test's own mount namespace: remount read-write
+            remount = await asyncio.create_subprocess_exec(
+                "mount", "-o", "remount,bind,rw", str(path.parent)
+            )
+            assert await asyncio.wait_for(remount.wait(), 10) == 0
         else:
             path.parent.chmod(0o700)
         run.hub.publish(bmv(5))
@@ -494,32 +508,76 @@ def test_full_disk_degrades_keeps_lines_whole_and_recovers(tmp_path: Path) -> No
     assert report["alive"] is True
     assert report["during"] == HEADER + "".join(bmv_row(k) for k in range(3))
     assert report["after"] == "ok"
-    counters = report["counters"]
-    assert isinstance(counters, dict)
+    counters = _counters(report)
     assert counters["disk_full"] >= 1
     assert counters["rows"] == 6
     assert report["other_received"] == 6
     assert path.read_text() == HEADER + "".join(bmv_row(k) for k in range(6))
 
 
-def test_permission_denied_degrades_then_recovers(tmp_path: Path) -> None:
-    """A directory the service may not write: degraded with the reason, no crash, and the
-    rows written once permission is back (as root, DAC override is dropped with setpriv)."""
+def test_permission_denied_fails_then_recovers(tmp_path: Path) -> None:
+    """A directory the service may not write: *failed* at once with the reason (issue 13: it
+    cannot write at all, so /health must say so), no crash, and the rows written once
+    permission is back (as root, DAC override is dropped with setpriv)."""
     directory = tmp_path / "ro"
     directory.mkdir()
     directory.chmod(0o500)
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("running as root and setpriv (util-linux) is missing to drop DAC override")
-        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
     path = directory / "vedirect_data.csv"
-    report = _run_child("permission", path, prefix)
-    assert report["health"] == "degraded"
+    report = _run_child("permission", path, _unprivileged_prefix())
+    assert report["health"] == "failed"
     assert "not writable" in str(report["reason"])
+    counters = _counters(report)
+    assert counters["permission_denied"] >= 1
     assert report["alive"] is True
     assert report["during"] == ""
+    assert report["after"] == "ok"
+    assert path.read_text() == HEADER + "".join(bmv_row(k) for k in range(6))
+
+
+def _unprivileged_prefix() -> list[str]:
+    """As root, drop the capabilities that ignore file permissions (uid 10001 has none)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root and setpriv (util-linux) is missing to drop DAC override")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def _counters(report: dict[str, object]) -> dict[str, int]:
+    counters = report["counters"]
+    assert isinstance(counters, dict)
+    return counters
+
+
+def _mount_namespace_prefix() -> list[str]:
+    """A command prefix that runs the rest in a private mount namespace (a user namespace too
+    when not root); skips the test when this machine allows neither."""
+    unshare = shutil.which("unshare")
+    if unshare is None or shutil.which("mount") is None:
+        pytest.skip("unshare/mount (util-linux) missing: no read-only mount to test with")
+    flags = ["-m"] if os.geteuid() == 0 else ["-r", "-m"]
+    probe = [unshare, *flags, "--propagation", "private", "true"]
+    if subprocess.run(probe, capture_output=True, timeout=10, check=False).returncode != 0:
+        pytest.skip("this machine allows no private mount namespace (unshare -m failed)")
+    return [unshare, *flags, "--propagation", "private"]
+
+
+def test_read_only_filesystem_is_counted_as_read_only(tmp_path: Path) -> None:
+    """Issue 16 item 10: EROFS is its own cause (``read_only``), not ``permission_denied``;
+    failed at once like permission denied; rows written once the mount is read-write again.
+    The directory is bind-mounted read-only in a private mount namespace of the child."""
+    directory = tmp_path / "ro"
+    directory.mkdir()
+    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    prefix = [*_mount_namespace_prefix(), "sh", "-c", script, str(directory)]
+    path = directory / "vedirect_data.csv"
+    report = _run_child("read_only", path, prefix)
+    assert report["health"] == "failed"
+    assert "read-only filesystem" in str(report["reason"])
+    counters = _counters(report)
+    assert counters["read_only"] >= 1
+    assert "permission_denied" not in counters
     assert report["after"] == "ok"
     assert path.read_text() == HEADER + "".join(bmv_row(k) for k in range(6))
 
@@ -589,35 +647,65 @@ def _service_ready() -> bool:
     return hasattr(service, "cli_run")
 
 
+def _service_config(tmp_path: Path, csv: Path, http: str) -> Path:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        '[[device]]\nname = "bmv"\nport = "simulator:bmv712"\n\n'
+        f'[csv]\npath = "{csv}"\ninterval = 0\n\n[http]\n{http}\n'
+    )
+    return cfg
+
+
+@contextlib.contextmanager
+def _service(
+    cfg: Path, prefix: Sequence[str] = (), **popen: Any
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The real service (``python -m vedirect_async``) on ``cfg``; killed if still running."""
+    proc = subprocess.Popen(
+        [*prefix, sys.executable, "-m", "vedirect_async", "--config", str(cfg)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        **popen,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _sigterm(proc: subprocess.Popen[bytes]) -> str:
+    """SIGTERM; asserts exit 0 within 10 s; returns what the service wrote to stderr."""
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err.decode(errors="replace")
+    return err.decode(errors="replace")
+
+
+def _health(port: int, path: str = "/api/health") -> tuple[int, dict[str, Any]]:
+    url = f"http://127.0.0.1:{port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
 @pytest.mark.skipif(not _service_ready(), reason="vedirect_async.service has no cli_run yet")
 def test_service_sigterm_leaves_complete_lines(tmp_path: Path) -> None:
     """The real service on the BMV-712 simulator, CSV at interval 0, SIGTERM mid-run: exit 0
     and every line of the CSV complete."""
     csv = tmp_path / "vedirect_data.csv"
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(
-        '[[device]]\nname = "bmv"\nport = "simulator:bmv712"\n\n'
-        f'[csv]\npath = "{csv}"\ninterval = 0\n\n[http]\nenabled = false\n'
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vedirect_async", "--config", str(cfg)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    with _service(_service_config(tmp_path, csv, "enabled = false")) as proc:
         deadline = time.monotonic() + 20
         while (not csv.exists() or csv.read_text().count("\n") < 3) and proc.poll() is None:
             assert time.monotonic() < deadline, "no CSV rows from the service"
             time.sleep(0.05)
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err.decode(errors="replace")
+        _sigterm(proc)
     lines = assert_valid_csv(csv.read_text())
     assert lines[0] == HEADER.rstrip("\n")
     assert len(lines) >= 3
@@ -644,22 +732,11 @@ def test_service_with_a_full_disk_stays_up_and_reports_it(tmp_path: Path) -> Non
     HTTP, /api/health shows the CSV output degraded with "disk full", SIGTERM still exits 0,
     and the CSV is valid (whole lines, header's column count)."""
     csv = tmp_path / "vedirect_data.csv"
-    cfg = tmp_path / "config.toml"
     port = _free_port()
-    cfg.write_text(
-        '[[device]]\nname = "bmv"\nport = "simulator:bmv712"\n\n'
-        f'[csv]\npath = "{csv}"\ninterval = 0\n\n[http]\nport = {port}\n'
-    )
+    cfg = _service_config(tmp_path, csv, f"port = {port}")
     limit = 200  # the header and about three rows
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vedirect_async", "--config", str(cfg)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        preexec_fn=_limit_file_size(limit),  # noqa: PLW1509 - no threads in this test process
-    )
-    try:
+    # no threads in this test process, so preexec_fn is safe
+    with _service(cfg, preexec_fn=_limit_file_size(limit)) as proc:
         deadline = time.monotonic() + 25
         csv_state: dict[str, object] = {}
         while csv_state.get("health") != "degraded":
@@ -667,19 +744,45 @@ def test_service_with_a_full_disk_stays_up_and_reports_it(tmp_path: Path) -> Non
             assert time.monotonic() < deadline, f"CSV output never degraded: {csv_state}"
             time.sleep(0.1)
             with contextlib.suppress(OSError):
-                url = f"http://127.0.0.1:{port}/api/health"
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    csv_state = json.load(response)["outputs"].get("csv", {})
+                csv_state = _health(port)[1]["outputs"].get("csv", {})
         assert "disk full" in str(csv_state["reason"])
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err.decode(errors="replace")
+        _sigterm(proc)
     text = csv.read_text()
     assert len(text) <= limit
     lines = assert_valid_csv(text)
     assert lines[0] == HEADER.rstrip("\n")
     assert len(lines) >= 2
+
+
+@pytest.mark.skipif(not _service_ready(), reason="vedirect_async.service has no cli_run yet")
+def test_unwritable_csv_directory_makes_health_503_with_one_clear_line(tmp_path: Path) -> None:
+    """Issue 13: a CSV directory the service cannot write at all (uid 10001 on a root-owned
+    bind mount) must not leave it healthy forever: /health answers 503 with one clear line
+    naming the file and the cause, one WARNING is logged, readings keep flowing, and SIGTERM
+    still exits 0."""
+    data = tmp_path / "data"
+    data.mkdir()
+    data.chmod(0o555)  # root's fresh bind mount, as seen by the service's user
+    csv = data / "vedirect_data.csv"
+    port = _free_port()
+    cfg = _service_config(tmp_path, csv, f"port = {port}")
+    with _service(cfg, _unprivileged_prefix()) as proc:
+        deadline = time.monotonic() + 25
+        status: int = 0
+        body: dict[str, Any] = {}
+        while status != 503:
+            assert proc.poll() is None, "the service died"
+            assert time.monotonic() < deadline, f"/health never 503: {status} {body}"
+            time.sleep(0.1)
+            with contextlib.suppress(OSError):
+                status, body = _health(port, "/health")
+        csv_lines = [p for p in body["problems"] if "csv" in p]
+        assert len(csv_lines) == 1, body["problems"]
+        assert csv_lines[0].startswith("output csv: failed")
+        assert f"{csv}: not writable" in csv_lines[0]
+        assert body["outputs"]["csv"]["health"] == "failed"
+        assert all(device["fresh"] for device in body["devices"].values())  # readings flow
+        err = _sigterm(proc)
+    warnings = [line for line in err.splitlines() if "not writable" in line]
+    assert len(warnings) == 1, warnings  # the episode's first failure, once
+    assert not csv.exists()

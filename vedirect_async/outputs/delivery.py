@@ -26,7 +26,9 @@ API (all of it is synchronous bookkeeping except :meth:`Schedule.wait` and
       a permanent one the backoff's maximum (retrying sooner will not help; a person has to
       act, and the output must notice when they have). Returns the delay.
     - :meth:`Delivery.succeeded`: ends an episode with one INFO line giving its length
-      (failed attempts and seconds), resets the backoff, and reports ``ok`` to the state.
+      (failed attempts and seconds, plus an optional ``detail``), resets the backoff, and
+      reports ``ok`` to the state (``report=False``: the output reports itself, e.g. when
+      other targets of it still fail).
     - :attr:`Delivery.retry_at` / :meth:`Delivery.due`: when the next attempt is allowed
       (``None`` / always while no episode is open).
     - :meth:`Delivery.attempt` (an awaitable factory): runs it unless a retry is not due yet;
@@ -177,18 +179,20 @@ class Delivery:
             self.state.failed(error.reason)
         return delay
 
-    def succeeded(self, *, now: float | None = None, report: bool = True) -> None:
-        """Record a successful attempt: close an open episode (INFO with its length), reset
-        the backoff, report ``ok`` (unless ``report`` is False: the output reports itself)."""
+    def succeeded(self, *, now: float | None = None, report: bool = True, detail: str = "") -> None:
+        """Record a successful attempt: close an open episode (INFO with its length and
+        ``detail``, e.g. what was lost meanwhile), reset the backoff, report ``ok`` (unless
+        ``report`` is False: the output reports its state itself)."""
         now = self.clock() if now is None else now
         if self.reason:
             self.logger.info(
-                "%s: recovered after %d failed attempt%s in %.1f s (last: %s)",
+                "%s: recovered after %d failed attempt%s in %.1f s (last: %s)%s",
                 self.name,
                 self.failures,
                 "" if self.failures == 1 else "s",
                 now - self.since,
                 self.reason,
+                f"; {detail}" if detail else "",
             )
         self.reason = ""
         self.failures = 0
