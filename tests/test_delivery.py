@@ -130,7 +130,7 @@ def test_a_new_reason_within_an_episode_is_a_warning_again(
     assert state.health is OutputHealth.FAILED
 
 
-def test_retry_uses_the_one_jittered_backoff_and_permanent_errors_wait_the_cap() -> None:
+def test_retry_uses_the_one_jittered_backoff() -> None:
     clock, state = Clock(), OutputState("test")
     delivery = _delivery(clock, state)
     delays = [delivery.failed(TransientDeliveryError("x")) for _ in range(7)]
@@ -146,7 +146,7 @@ def test_retry_uses_the_one_jittered_backoff_and_permanent_errors_wait_the_cap()
     delivery.succeeded()
     assert _retry_at(delivery) is None
     assert delivery.backoff.attempt == 0
-    assert delivery.failed(PermanentDeliveryError("EACCES")) == 30.0
+    assert delivery.failed(PermanentDeliveryError("EACCES")) == pytest.approx(1.0, rel=0.21)
 
 
 def test_degraded_failures_are_counted_but_not_failed() -> None:
@@ -156,6 +156,14 @@ def test_degraded_failures_are_counted_but_not_failed() -> None:
     assert state.health is OutputHealth.DEGRADED
     assert state.failures == 1
     assert state.reason == "disk full"
+
+
+def test_a_permanent_error_is_failed_even_when_the_output_would_only_degrade() -> None:
+    clock, state = Clock(), OutputState("test")
+    delivery = _delivery(clock, state)
+    delivery.failed(PermanentDeliveryError("EACCES"), health=OutputHealth.DEGRADED)
+    assert state.health is OutputHealth.FAILED
+    assert state.failures == 1
 
 
 async def test_attempt_classifies_by_type_and_respects_the_retry_time() -> None:

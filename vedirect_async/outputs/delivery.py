@@ -19,12 +19,13 @@ API (all of it is synchronous bookkeeping except :meth:`Schedule.wait` and
     One failure episode at a time, the retry timer and the :class:`OutputState` reports:
 
     - :meth:`Delivery.failed` (a :class:`DeliveryError`): counts the failure in the state and
-      reports it (``failed`` by default; ``health=DEGRADED`` when nothing is lost yet), logs the
-      first failure of an episode at WARNING (and a *different* reason within one episode at
-      WARNING too), every repeat at DEBUG, and schedules the retry with the one jittered
-      :class:`~vedirect_async.backoff.Backoff`: a transient error waits the next backoff step,
-      a permanent one the backoff's maximum (retrying sooner will not help; a person has to
-      act, and the output must notice when they have). Returns the delay.
+      reports it: ``failed``, or ``degraded`` when the output says so (``health=DEGRADED``:
+      nothing lost yet) - but a :class:`PermanentDeliveryError` (a person has to act: 401,
+      EACCES) is always ``failed``, so ``/health`` shows it at once. Logs the first failure of
+      an episode at WARNING (a *different* reason within one episode at WARNING too), every
+      repeat at DEBUG, and schedules the retry with the one jittered
+      :class:`~vedirect_async.backoff.Backoff` (permanent errors too: a person's fix is picked
+      up within the backoff's cap, without a restart). Returns the delay.
     - :meth:`Delivery.succeeded`: ends an episode with one INFO line giving its length
       (failed attempts and seconds, plus an optional ``detail``), resets the backoff, and
       reports ``ok`` to the state (``report=False``: the output reports itself, e.g. when
@@ -154,12 +155,7 @@ class Delivery:
     ) -> float:
         """Record a failed attempt; returns the delay before the next one."""
         now = self.clock() if now is None else now
-        permanent = isinstance(error, PermanentDeliveryError)
-        if permanent:
-            self.backoff.next()  # keep counting attempts, but wait the cap
-            delay = self.backoff.maximum
-        else:
-            delay = self.backoff.next()
+        delay = self.backoff.next()
         self.retry_at = now + delay
         if not self.reason:
             self.since = now
@@ -172,7 +168,7 @@ class Delivery:
             self.logger.debug("%s: still failing: %s", self.name, error.reason)
         self.failures += 1
         self.reason = error.reason
-        if health is OutputHealth.DEGRADED:
+        if health is OutputHealth.DEGRADED and not isinstance(error, PermanentDeliveryError):
             self.state.degraded(error.reason)
             self.state.failures += 1
         else:
