@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import resource
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from vedirect_async.config import Config
 from vedirect_async.hub import Hub
 from vedirect_async.web import WebServer
 from vedirect_async.web.guard import BACKLOG, FD_RESERVE, connection_cap
+from vedirect_async.web.state import WEB
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,6 +100,8 @@ async def test_idle_flood_is_capped_closed_and_health_still_answers(
         assert status == 200, body
         assert guard.open <= cap
         assert guard.evicted >= 2 * cap - 1
+        status, text = await get(port, "/metrics")
+        assert f'vedirect_http_connections_closed_total{{reason="evicted"}} {guard.evicted}' in text
         # every idle connection is closed: the evicted ones at once, the rest after `idle`
         await asyncio.wait_for(asyncio.gather(*(closed_by_server(r) for r, _ in conns)), idle + 4)
         took = time.monotonic() - opened
@@ -282,3 +286,68 @@ async def test_request_line_without_version_is_not_answered_as_http09(tmp_path: 
             assert b"HTTP/0.9" not in answer
             assert answer == b"" or answer.startswith(b"HTTP/1.0 400"), answer
         assert (await get(port, "/health"))[0] == 200
+
+
+# -- live-stream clients that never read (item 9) ----------------------------------------------
+
+
+async def _silent_stream_client(port: int) -> socket.socket:
+    """A client that asks for /api/stream and then never reads (a 4 KB receive buffer, so
+    its window fills after a few readings rather than after ~100 KB)."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    await loop.sock_sendall(sock, b"GET /api/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    return sock
+
+
+async def test_stream_clients_that_never_read_are_dropped(tmp_path: Path) -> None:
+    """Eight stream clients that never read held every slot for minutes and the live page got
+    503: now each is dropped once its data has waited unread for the stall timeout, and the
+    page gets a slot and readings."""
+    port = free_port()
+    hub = Hub()
+    feed = Feed(hub, clock=time.monotonic)
+    feed.until_reading()
+    config = make_config(tmp_path, port=port)
+    loop = asyncio.get_running_loop()
+    silent: list[socket.socket] = []
+    async with running(config, hub) as server, aiohttp.ClientSession() as session:
+        assert server.app is not None
+        state = server.app[WEB]
+        state.stream_stall_timeout = 0.5
+        for _ in range(config.http.max_stream_clients):
+            silent.append(await _silent_stream_client(port))
+        while len(state.streams) < config.http.max_stream_clients:
+            await _pump(feed, 1)
+        async with session.get(f"http://127.0.0.1:{port}/api/stream") as resp:
+            assert resp.status == 503  # every slot held (nothing has stalled yet)
+        # the devices go on (sped up): the silent clients' data piles up and they are dropped
+        start, pumped = loop.time(), 0
+        while state.streams and loop.time() - start < 5:  # it took ~20 s (and ~3 MB) before
+            await _pump(feed, 1)
+            pumped += 1
+        took = loop.time() - start
+        assert not state.streams, (
+            f"{len(state.streams)} silent clients still held after {took:.1f} s"
+        )
+        sys.stderr.write(f"silent stream clients dropped after {pumped} readings, {took:.2f} s\n")
+        assert state.streams_dropped == config.http.max_stream_clients
+        assert "vedirect_http_stream_dropped_total 8.0" in (await get(port, "/metrics"))[1]
+        async with session.get(f"http://127.0.0.1:{port}/api/stream") as resp:
+            assert resp.status == 200
+            while not (line := await asyncio.wait_for(resp.content.readline(), 5)).startswith(
+                b"event: reading"
+            ):
+                assert line
+    for sock in silent:
+        sock.close()
+
+
+async def _pump(feed: Feed, seconds: int) -> None:
+    """``seconds`` simulated device seconds, letting the server write between them."""
+    for _ in range(seconds):
+        feed.step()
+        await asyncio.sleep(0.005)  # the pace of a device sped up 200 times

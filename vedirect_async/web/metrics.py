@@ -35,6 +35,15 @@ _PARSER_HELP = {
 }
 
 
+def _one(
+    kind: type[CounterMetricFamily | GaugeMetricFamily], name: str, doc: str, value: float
+) -> Metric:
+    """A metric family with one unlabelled sample."""
+    family = kind(name, doc, labels=[])
+    family.add_metric([], value)
+    return family
+
+
 class HubCollector(Collector):
     """Reads the hub at scrape time; nothing is stored between scrapes."""
 
@@ -47,11 +56,12 @@ class HubCollector(Collector):
         now, wall = state.clock(), state.wall()
         yield from self._readings(state, now)
         yield from self._devices(state, now)
-        published = CounterMetricFamily(
-            "vedirect_hub_published", "Readings published to the hub", labels=[]
+        yield _one(
+            CounterMetricFamily,
+            "vedirect_hub_published",
+            "Readings published to the hub",
+            hub.published,
         )
-        published.add_metric([], hub.published)
-        yield published
         dropped = CounterMetricFamily(
             "vedirect_hub_dropped",
             "Readings a subscriber lost because its queue was full or superseded",
@@ -68,13 +78,38 @@ class HubCollector(Collector):
         yield dropped
         yield queued
         yield from self._outputs(state, wall)
-        clients = GaugeMetricFamily("vedirect_http_stream_clients", "Live-stream clients")
-        clients.add_metric([], len(state.streams))
-        yield clients
+        yield _one(
+            GaugeMetricFamily,
+            "vedirect_http_stream_clients",
+            "Live-stream clients",
+            len(state.streams),
+        )
+        yield from self._http(state)
         tasks = GaugeMetricFamily("vedirect_async_tasks", "asyncio tasks alive in the service")
         with contextlib.suppress(RuntimeError):  # scraped outside the loop: no figure
             tasks.add_metric([], len(asyncio.all_tasks()))
         yield tasks
+
+    @staticmethod
+    def _http(state: WebState) -> Iterator[Metric]:
+        yield _one(
+            CounterMetricFamily,
+            "vedirect_http_stream_dropped",
+            "Live-stream clients dropped for leaving data unread",
+            state.streams_dropped,
+        )
+        guard = state.guard
+        if guard is None:
+            return
+        yield _one(GaugeMetricFamily, "vedirect_http_connections", "Open connections", guard.open)
+        closed = CounterMetricFamily(
+            "vedirect_http_connections_closed",
+            "Connections closed by the cap: evicted (idle longest) or refused (all busy)",
+            labels=["reason"],
+        )
+        closed.add_metric(["evicted"], guard.evicted)
+        closed.add_metric(["refused"], guard.refused)
+        yield closed
 
     @staticmethod
     def _readings(state: WebState, now: float) -> Iterator[Metric]:

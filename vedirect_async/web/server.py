@@ -87,6 +87,7 @@ def make_app(
     middlewares = [_http10_or_later] if guard is None else [guard.middleware, _http10_or_later]
     app = web.Application(client_max_size=1024, middlewares=middlewares)
     state = WebState(config, hub, clock, wall)
+    state.guard = guard
     state.registry.register(HubCollector(state))
     app[WEB] = state
 
@@ -155,12 +156,13 @@ class WebServer:
         self._max_connections = max_connections
         self._idle_timeout = idle_timeout
         self.guard: ConnectionGuard | None = None  # set while running
+        self.app: web.Application | None = None  # set while running
         self.serving = asyncio.Event()  # set once the port accepts connections
 
     async def run(self) -> None:
         cap = self._max_connections or connection_cap(BACKLOG)
         guard = self.guard = ConnectionGuard(cap)
-        app = make_app(self._config, self._hub, guard=guard)
+        app = self.app = make_app(self._config, self._hub, guard=guard)
         runner = web.AppRunner(
             app,
             access_log=None,

@@ -21,6 +21,7 @@ from ..csv_columns import device_path, parse_columns
 from ..history import History, read_csv_tail
 from ..hub import Hub, OutputHealth, Subscription
 from ..reading import Reading
+from .guard import ConnectionGuard
 
 __all__ = ["WEB", "WebState"]
 
@@ -28,6 +29,7 @@ _LOGGER = logging.getLogger(__name__)
 
 MAX_HISTORY_CAPACITY = 86_400  # points per device (24 h at 1 s), whatever the config says
 BACKFILL_TIMEOUT = 10.0  # seconds for reading the CSV tail at start-up (a dead disk)
+STREAM_STALL_TIMEOUT = 10.0  # seconds a live-stream client may leave data unread before it goes
 
 
 def _secret_values(config: Config) -> tuple[str, ...]:
@@ -79,6 +81,11 @@ class WebState:
         )
         self.streams: set[Subscription] = set()
         self.stream_ids = itertools.count(1)
+        # stream clients whose data is piling up in our buffers, the one stalled longest first
+        self.stalled: dict[Subscription, float] = {}
+        self.stream_stall_timeout = STREAM_STALL_TIMEOUT
+        self.streams_dropped = 0  # stream clients dropped because they took nothing
+        self.guard: ConnectionGuard | None = None  # the serving WebServer's, for /metrics
         self.secrets = _secret_values(config)
         self._unlisten: Callable[[], None] | None = None
         self._meta: dict[str, tuple[str, str]] = {}
