@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from .commands import register_problem
 from .config_loader import ENV_PREFIX, SECRET_KEYS, Loader, apply_env, masked, read_document
+from .csv_columns import ColumnError, parse_columns
 from .errors import ConfigError
 
 __all__ = [
@@ -375,8 +376,6 @@ def _cross_check(config: Config, loader: Loader) -> None:
             f"a number >= watchdog.backoff_initial ({config.watchdog.backoff_initial})",
         )
     # csv.columns name catalogue fields: checked here so check-config reports them with the line
-    from .outputs.csv_log import ColumnError, parse_columns  # noqa: PLC0415 - it imports config
-
     try:
         parse_columns(config.csv.columns, [dev.name for dev in config.device])
     except ColumnError as exc:

@@ -48,13 +48,10 @@ Decisions (the README's "CSV log" part says the same for users):
 from __future__ import annotations
 
 from ...config import Config
-from ...csv_columns import ColumnError, parse_columns
 from .file import CsvFile
 from .output import CsvOutput, classify
 
-# ColumnError and parse_columns: re-exported only until config.py imports them from
-# csv_columns (after the config split lands); then they go.
-__all__ = ["ColumnError", "CsvFile", "CsvOutput", "classify", "csv_output", "parse_columns"]
+__all__ = ["CsvFile", "CsvOutput", "classify", "csv_output"]
 
 
 def csv_output(config: Config) -> CsvOutput | None:
