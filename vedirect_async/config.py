@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from .commands import register_problem
 from .config_loader import ENV_PREFIX, SECRET_KEYS, Loader, apply_env, masked, read_document
@@ -334,11 +335,15 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
     """Read, overlay the environment and validate. ``None`` = defaults plus environment."""
     env = os.environ if environ is None else environ
     shown, text, data = read_document(path)
-    apply_env(data, env)
-    loader = Loader(shown, text)
+    origins = apply_env(data, env, Config)
+    loader = Loader(shown, text, origins)
     config: Config = loader.build(Config, data, "")
     _cross_check(config, loader)
     return dataclasses.replace(config, source=shown)
+
+
+# a URL with a scheme and an authority, no spaces or control characters (urlsplit would pass)
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#]+[^\s]*")
 
 
 def _cross_check(config: Config, loader: Loader) -> None:
@@ -369,6 +374,11 @@ def _cross_check(config: Config, loader: Loader) -> None:
         topic = getattr(config.mqtt, key)
         if not re.fullmatch(r"[^/+#\s]+(/[^/+#\s]+)*", topic):
             loader.fail(f"mqtt.{key}", topic, "a topic prefix without +, #, spaces or empty levels")
+    url = urlsplit(config.domoticz.url) if _URL.fullmatch(config.domoticz.url) else None
+    if url is None or url.scheme.lower() not in ("http", "https") or not url.hostname:
+        loader.fail(
+            "domoticz.url", config.domoticz.url, "http(s)://host:port (port, /path optional)"
+        )
     if config.watchdog.backoff_max < config.watchdog.backoff_initial:
         loader.fail(
             "watchdog.backoff_max",
