@@ -62,7 +62,7 @@ def test_every_register_round_trips(reg: Register) -> None:
         assert (decoded.name, decoded.unit, decoded.value) == (reg.name, reg.unit, value)
         message = RegisterMessage(Command.GET, reg.id, Flags.NONE, raw)
         assert RegisterMessage.parse(message.encode()).decoded() == decoded
-        assert encode_value(reg.id, decoded.value) == raw  # type: ignore[arg-type]
+        assert encode_value(reg.id, decoded.value) == raw
     # the request that asks for it: ':7' + id LE + flags 00 + check
     assert (
         get_request(reg.id).encode() == HexFrame(7, reg.id.to_bytes(2, "little") + b"\0").encode()

@@ -389,15 +389,20 @@ def _app_version(value: bytes) -> str:
     return f"{hh:x}.{mm:02x}" + ("" if ll == 0xFF else f"-beta-{ll:02x}")
 
 
-def encode_value(register: int, value: float | str | HistoryDay | HistoryTotal) -> bytes:
+def encode_value(register: int, value: float | str | HistoryDay | HistoryTotal | None) -> bytes:
     """Raw value bytes of ``register`` holding ``value`` (in its unit, e.g. 15.0 A).
 
     Numbers for numeric registers and the product id, text for strings and ``"1.59"``-style
-    versions, records for history registers. Raises HexError when the value does not fit.
+    versions, records for history registers, None for "not available" (the register's n/a
+    value). Raises HexError when the value does not fit.
     """
     reg = REGISTERS.get(register)
     if reg is None:
         raise HexError(f"register 0x{register:04X} is not in the register table")
+    if value is None:
+        if reg.na is None:
+            raise HexError(f"{reg.name} has no 'not available' value")
+        return reg.na.to_bytes(struct.calcsize(_STRUCT[reg.kind]), "little")
     if isinstance(value, HistoryDay | HistoryTotal):
         if reg.kind not in ("day", "total"):
             raise HexError(f"{reg.name} is not a history record")

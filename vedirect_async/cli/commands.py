@@ -85,6 +85,9 @@ def _add_simulate(sub: SubParsers[argparse.ArgumentParser]) -> None:
     )
     simulate.add_argument("--hex", action="store_true", help="interleave async HEX records")
     simulate.add_argument("--seed", type=int, default=None, help="random seed")
+    simulate.add_argument("--name", default=None, help="stable identity: serial and counters")
+    simulate.add_argument("--no-hex-answers", action="store_true", help="never answer HEX")
+    simulate.add_argument("--hex-delay", type=float, default=0.0, help="answer HEX after N s")
     simulate.add_argument(
         "--duration",
         type=float,

@@ -26,6 +26,9 @@ def cli_simulate(args: argparse.Namespace) -> int:
             seed=args.seed,
             hex_records=args.hex,
             corrupt=args.corrupt,
+            name=getattr(args, "name", None),
+            answers=not getattr(args, "no_hex_answers", False),
+            answer_delay=getattr(args, "hex_delay", 0.0),
         )
     except ValueError as exc:
         sys.stderr.write(f"simulate: {exc}\n")
@@ -87,7 +90,15 @@ def _simulate_pty(stream: AsyncIterator[bytes], args: argparse.Namespace) -> int
             line.write(chunk)
             return True
 
-        return asyncio.run(_pump(stream, write, args.duration, args.speed, announce))
+        def listen() -> None:
+            # What the host writes to the port arrives on the master side: HEX commands.
+            receive = getattr(stream, "write", None)
+            if receive is not None:
+                asyncio.get_running_loop().add_reader(master, _read_commands, master, receive)
+
+        return asyncio.run(
+            _pump(stream, write, args.duration, args.speed, announce=announce, listen=listen)
+        )
     finally:
         if link is not None and linked:
             with contextlib.suppress(OSError):
@@ -95,6 +106,17 @@ def _simulate_pty(stream: AsyncIterator[bytes], args: argparse.Namespace) -> int
                     link.unlink()
         os.close(master)
         os.close(slave)
+
+
+def _read_commands(master: int, receive: Callable[[bytes], None]) -> None:
+    try:
+        data = os.read(master, 4096)
+    except (BlockingIOError, InterruptedError):
+        return
+    except OSError:  # EIO: nobody has the port open
+        return
+    if data:
+        receive(data)
 
 
 def _make_link(link: Path, target: str) -> None:
@@ -113,11 +135,14 @@ async def _pump(
     sink: Callable[[bytes], bool],
     duration: float | None,
     speed: float,
+    *,
     announce: Callable[[], int | None] | None = None,
+    listen: Callable[[], None] | None = None,
 ) -> int:
     """Feed ``stream`` to ``sink`` until SIGTERM/SIGINT, ``duration`` or the sink gives up.
 
     ``announce`` runs once the signals are handled; an exit code from it ends the run.
+    ``listen`` then starts reading what the host writes (the pty's HEX commands).
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -125,6 +150,8 @@ async def _pump(
         loop.add_signal_handler(signum, stop.set)
     if announce is not None and (code := announce()) is not None:
         return code
+    if listen is not None:
+        listen()
     limit = None if duration is None else math.ceil(duration)
     end = None if duration is None else loop.time() + duration / speed
 

@@ -9,8 +9,11 @@ import math
 import random
 import re
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from ..fields import product_name
+from .hexdevice import HexResponder, Identity, RegisterModel, async_burst, bmv_model, mppt_model
+from .identity import Nominal, serial_for
 from .plant import DEFAULT_START, SECOND, Plant
 from .render import (
     async_record,
@@ -24,6 +27,8 @@ from .render import (
 from .replay import split_updates
 
 KINDS = ("bmv712", "mppt", "smartshunt")
+# product id and firmware of each kind (the text stream's PID and FW)
+_PRODUCTS = {"bmv712": (0xA381, "4.08"), "smartshunt": (0xA389, "4.05"), "mppt": (0xA05F, "1.59")}
 
 # -- the device -----------------------------------------------------------------------------
 
@@ -45,16 +50,23 @@ class SimulatedDevice:
     """
 
     __slots__ = (
+        "_async_sent",
         "_blocks",
         "_corrupt",
         "_corrupt_rng",
         "_gap",
         "_hex_rng",
+        "_nominal",
         "_plant",
         "_registers",
         "_replay",
+        "_responder",
         "_seconds",
+        "_wall_speed",
+        "_wall_start",
+        "identity",
         "kind",
+        "model",
     )
 
     def __init__(
@@ -65,6 +77,10 @@ class SimulatedDevice:
         start: datetime | None = None,
         hex_records: bool = False,
         corrupt: float = 0.0,
+        name: str | None = None,
+        wall_start: datetime | None = None,
+        wall_speed: float = 1.0,
+        answers: bool = True,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(
@@ -79,21 +95,38 @@ class SimulatedDevice:
         self._plant: Plant | None = Plant.create(
             model_rng, start or DEFAULT_START, aux_unused=kind == "smartshunt"
         )
-        if kind == "mppt":
+        plant = self._plant
+        if kind == "mppt" and name is None:  # drawn as before, so seeded streams stay the same
             suffix = "".join(
                 model_rng.choice("0123456789ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(5)
             )
-            serial = f"HQ2{model_rng.randint(0, 4)}{model_rng.randint(10, 52)}{suffix}".encode()
-            block = mppt_template(serial)
+            serial = f"HQ2{model_rng.randint(0, 4)}{model_rng.randint(10, 52)}{suffix}"
+        else:
+            serial = serial_for(name if name is not None else f"seed {seed}", kind)
+        pid, firmware = _PRODUCTS[kind]
+        self.identity = Identity(pid, firmware, serial, product_name(pid))
+        # A named device continues its history from the wall clock (issue 13).
+        self._nominal = None if name is None else Nominal.of(name, kind)
+        self._wall_start = wall_start or (start or DEFAULT_START)
+        self._wall_speed = wall_speed
+        if self._nominal is not None:
+            self._nominal.start(plant, self._wall_start)
+        self.model: RegisterModel | None
+        if kind == "mppt":
+            block = mppt_template(serial.encode())
             self._blocks: Callable[[Plant], list[bytes]] = lambda p: mppt_blocks(p, block)
             self._registers: Callable[[Plant], list[tuple[int, float]]] | None = mppt_registers
+            self.model = mppt_model(plant, self.identity, self._uptime)
         else:
             relay = kind == "bmv712"
             main, history = bmv_templates(smartshunt=not relay)
             self._blocks = lambda p: bmv_blocks(p, main, history, relay)
             self._registers = bmv_registers
+            self.model = bmv_model(plant, self.identity, self._uptime, relay=relay)
         if not hex_records:
             self._registers = None
+        self._responder = HexResponder(self.model) if answers else None
+        self._async_sent: dict[int, bytes] = {}
         self._hex_rng = _rng(seed, "hex")
         self._corrupt = corrupt
         self._corrupt_rng = _rng(seed, "corrupt")
@@ -117,6 +150,11 @@ class SimulatedDevice:
         self._seconds = 0
         self._replay = seconds
         self._plant = None
+        self.identity = None  # type: ignore[assignment]
+        self.model = None
+        self._responder = None  # a recording cannot answer
+        self._nominal = None
+        self._async_sent = {}
         self._blocks = lambda _p: []
         self._registers = None
         self._hex_rng = _rng(seed, "hex")
@@ -137,6 +175,29 @@ class SimulatedDevice:
         """How many seconds have been generated."""
         return self._seconds
 
+    @property
+    def wall_time(self) -> datetime:
+        """The wall-clock time a named device's counters follow (start + seconds / speed)."""
+        return self._wall_start + timedelta(seconds=self._seconds / self._wall_speed)
+
+    @property
+    def hex_mode(self) -> bool:
+        """Whether a valid HEX command was received: the device then sends ``:A`` records."""
+        return self._responder is not None and self._responder.active
+
+    def _uptime(self) -> int:
+        return self._seconds
+
+    def receive(self, data: bytes) -> bytes:
+        """Bytes a host wrote to the device -> the answer records, to be sent at once.
+
+        Pure, like :meth:`next_second`: answers reflect the device at its current second. A
+        device made with ``answers=False`` (old firmware) and a replayed capture never answer.
+        """
+        if self._responder is None:
+            return b""
+        return b"".join(self._responder.feed(data))
+
     def next_second(self) -> bytes:
         """The bytes the device sends during the next second."""
         self._seconds += 1
@@ -148,14 +209,19 @@ class SimulatedDevice:
         plant = self._plant
         assert plant is not None
         plant.step()
+        if self._nominal is not None:
+            self._nominal.cap(plant, self.wall_time)
         blocks = self._blocks(plant)
+        burst = b""
+        if self.model is not None and self.hex_mode:  # glued after the last checksum byte
+            burst = b"".join(async_burst(self.model, self._async_sent, self.kind))
         if self._registers is None and not self._corrupt:
-            return b"".join(blocks)
+            return b"".join(blocks) + burst
         records = self._pick_records(plant) if self._registers is not None else []
         if self._corrupt:
             blocks = [self._damage(block, hex_record=False) for block in blocks]
             records = [self._damage(record, hex_record=True) for record in records]
-        return self._interleave(blocks, records)
+        return self._interleave(blocks, records) + burst
 
     def iter_seconds(self, count: int) -> Iterator[bytes]:
         """The next ``count`` seconds, one ``bytes`` each."""

@@ -10,9 +10,10 @@ synchronises to 100 % when charged, and grows its history counters. No I/O, no w
 
 from __future__ import annotations
 
+import collections
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 CAPACITY_AH = 200.0  # the simulated battery bank; SOC = (capacity + CE) / capacity
@@ -46,6 +47,24 @@ _RESTORE_SOC = 20.0
 
 # charger states (CS) and tracker modes (MPPT)
 CS_OFF, CS_BULK, CS_ABSORPTION, CS_FLOAT = 0, 3, 4, 5
+# load output control (HEX 0xEDAB): off, auto (the garden lights at night), on
+LOAD_OFF, LOAD_AUTO, LOAD_ON = 0, 1, 4
+
+
+@dataclass(frozen=True, slots=True)
+class PastDay:
+    """One finished solar day of the MPPT's history (what HEX 0x1051... report)."""
+
+    hsds: int
+    yield_wh: float
+    pmax: float
+    v_min: float
+    v_max: float
+    i_max: float
+    vpv_max: float
+    bulk_s: int
+    absorption_s: int
+    float_s: int
 
 
 @dataclass(slots=True)
@@ -79,6 +98,25 @@ class Plant:
     absorption_s: int = 0
     dark_s: int = 0
     load_out: float = 0.0  # MPPT load output current
+    load_on: bool = True  # MPPT load output switched on
+    # MPPT settings a HEX Set changes (0x0200, 0xEDF0, 0xEDF7, 0xEDF6, 0xEDAB)
+    charger_on: bool = True
+    charge_limit: float = _CHARGER_MAX_A
+    v_absorption: float = _V_ABSORPTION
+    v_float: float = _V_FLOAT
+    load_control: int = LOAD_AUTO
+    # MPPT history of the current day (HEX 0x1050) and of the days before (0x1051...)
+    day_v_min: float = 15.0
+    day_v_max: float = 0.0
+    day_i_max: float = 0.0
+    day_vpv_max: float = 0.0
+    day_bulk_s: int = 0
+    day_absorption_s: int = 0
+    day_float_s: int = 0
+    first_yesterday: tuple[float, float] = (0.0, 0.0)  # yield Wh, max W before the start
+    past_days: collections.deque[PastDay] = field(
+        default_factory=lambda: collections.deque(maxlen=30)
+    )
     # MPPT history (Wh) and day sequence
     yield_total: float = 0.0
     yield_today: float = 0.0
@@ -142,10 +180,12 @@ class Plant:
         plant.yield_total = rng.uniform(50_000.0, 900_000.0)
         plant.yield_yesterday = rng.uniform(800.0, 1500.0)
         plant.pmax_yesterday = rng.uniform(200.0, 290.0)
+        plant.first_yesterday = (plant.yield_yesterday, plant.pmax_yesterday)
         hour = day_second / 3600.0
         plant.yield_today = max(0.0, hour - 7.0) * rng.uniform(60.0, 90.0)
         plant.pmax_today = min(280.0, plant.yield_today / 2.0)
         plant.hsds = rng.randint(0, 364)
+        plant.day_v_min = plant.day_v_max = plant.v
         if _sun(hour) > 0.0:
             plant.cs = CS_BULK
         else:  # starting at night: the next sunrise begins a new solar day
@@ -212,9 +252,13 @@ class Plant:
             self.shed = False
         if self.shed:
             self.load = self.load_out = 0.0
+            self.load_on = False
             return
         lights = 3.0 if 18.0 <= hour < 23.5 else 2.0 if 6.5 <= hour < 8.0 else 0.0
-        self.load_out = 0.35 if hour >= 20.0 or hour < 6.0 else 0.0  # garden lights
+        control = self.load_control
+        # garden lights on the MPPT's load output: at night in auto, always when on
+        self.load_on = control == LOAD_ON or (control != LOAD_OFF and (hour >= 20.0 or hour < 6.0))
+        self.load_out = 0.35 if self.load_on else 0.0
         self.load = (
             1.2
             + (rng.random() - 0.5) * (0.05 * _SQRT12)
@@ -226,7 +270,7 @@ class Plant:
 
     def _charger(self, pv_avail: float) -> None:
         """Charger state machine: off at night, then bulk, absorption, float."""
-        if pv_avail < 3.0:
+        if pv_avail < 3.0 or not self.charger_on:
             if self.cs != CS_OFF:
                 self.cs = CS_OFF
             self.dark_s += 1
@@ -239,11 +283,12 @@ class Plant:
             self.cs = CS_BULK
             self.absorption_s = 0
         self.dark_s = 0
-        i_max = min(_CHARGER_MAX_A, pv_avail * _CHARGER_EFF / max(self.v, 10.0))
+        i_max = min(self.charge_limit, pv_avail * _CHARGER_EFF / max(self.v, 10.0))
         soc = self.soc
         if self.cs == CS_BULK:
             self.i_charge = i_max
-            self.tracker = 1 if i_max >= _CHARGER_MAX_A else 2
+            self.tracker = 1 if i_max >= self.charge_limit else 2
+            self.day_bulk_s += 1
             return
         if self.cs == CS_ABSORPTION:
             accept = CAPACITY_AH * 0.1 * min(1.0, max(0.0, (100.0 - soc) / 12.0) ** 0.6)
@@ -251,7 +296,9 @@ class Plant:
             tail = self.i_batt < 0.02 * CAPACITY_AH and self.absorption_s > 1800
             if self.absorption_s >= _ABSORPTION_MAX_S or tail:
                 self.cs = CS_FLOAT
+            self.day_absorption_s += 1
         else:
+            self.day_float_s += 1
             accept = CAPACITY_AH * 0.1 * min(1.0, max(0.0005, (100.0 - soc) / 25.0))
             if self.v < 12.8:  # a big load pulled the battery down: charge it again
                 self.cs = CS_BULK
@@ -260,9 +307,25 @@ class Plant:
         self.tracker = 1 if i_max > need else 2
 
     def _new_day(self) -> None:
+        self.past_days.appendleft(
+            PastDay(
+                self.hsds,
+                self.yield_today,
+                self.pmax_today,
+                self.day_v_min,
+                self.day_v_max,
+                self.day_i_max,
+                self.day_vpv_max,
+                self.day_bulk_s,
+                self.day_absorption_s,
+                self.day_float_s,
+            )
+        )
         self.hsds = (self.hsds + 1) % 365
         self.yield_yesterday, self.yield_today = self.yield_today, 0.0
         self.pmax_yesterday, self.pmax_today = self.pmax_today, 0.0
+        self.day_v_min, self.day_v_max, self.day_i_max, self.day_vpv_max = self.v, self.v, 0.0, 0.0
+        self.day_bulk_s = self.day_absorption_s = self.day_float_s = 0
 
     def _battery(self) -> None:
         """Current into the battery, consumed Ah, and the terminal voltage."""
@@ -275,12 +338,13 @@ class Plant:
         if i > 0.0:  # charge over-potential rises steeply towards full
             target += 1.6 * math.exp((soc - 88.0) / 4.0) * min(1.0, i / 20.0) ** 0.5
         if self.cs == CS_ABSORPTION:
-            target = min(target, _V_ABSORPTION) if self.i_charge < self.load else _V_ABSORPTION
+            v_abs = self.v_absorption
+            target = min(target, v_abs) if self.i_charge < self.load else v_abs
         elif self.cs == CS_FLOAT:
-            target = min(target, _V_FLOAT) if self.i_charge < self.load else _V_FLOAT
+            target = min(target, self.v_float) if self.i_charge < self.load else self.v_float
         self.v += (target - self.v) * _FILTER + (rng.random() - 0.5) * (0.002 * _SQRT12)
-        if self.cs == CS_BULK and self.v >= _V_ABSORPTION:
-            self.v = _V_ABSORPTION
+        if self.cs == CS_BULK and self.v >= self.v_absorption:
+            self.v = self.v_absorption
             self.cs = CS_ABSORPTION
             self.absorption_s = 0
 
@@ -299,6 +363,13 @@ class Plant:
         self.yield_total += out_w / 3600.0
         self.yield_today += out_w / 3600.0
         self.pmax_today = max(self.pmax_today, self.ppv)
+        self.day_vpv_max = max(self.day_vpv_max, self.vpv)
+        self.day_i_max = max(self.day_i_max, self.i_charge)
+        v = self.v
+        if v < self.day_v_min:
+            self.day_v_min = v
+        elif v > self.day_v_max:
+            self.day_v_max = v
 
     def _monitor(self) -> None:
         """What the battery monitor tracks: synchronisation, alarms, history."""

@@ -114,7 +114,7 @@ def mppt_template(serial: bytes) -> _Template:
             (b"MPPT", b"%d"),
             (b"OR", b"%s"),
             (b"ERR", b"0"),
-            (b"LOAD", b"ON"),
+            (b"LOAD", b"%s"),
             (b"IL", b"%d"),
             (b"H19", b"%d"),
             (b"H20", b"%d"),
@@ -126,6 +126,13 @@ def mppt_template(serial: bytes) -> _Template:
     )
 
 
+def off_reason(plant: Plant) -> bytes:
+    """OR: switched off by the device mode register, or no input power at night."""
+    if not plant.charger_on:
+        return b"0x00000004"
+    return b"0x00000001" if plant.cs == CS_OFF else b"0x00000000"
+
+
 def mppt_blocks(plant: Plant, block: _Template) -> list[bytes]:
     """One update of the MPPT."""
     values = (
@@ -135,7 +142,8 @@ def mppt_blocks(plant: Plant, block: _Template) -> list[bytes]:
         round(plant.ppv),
         plant.cs,
         plant.tracker,
-        b"0x00000001" if plant.cs == CS_OFF else b"0x00000000",  # off: no input power
+        off_reason(plant),
+        _ON_OFF[plant.load_on],
         round(plant.load_out * 1000.0),
         int(plant.yield_total // 10.0),  # H19, H20 0.01 kWh
         int(plant.yield_today // 10.0),
