@@ -322,7 +322,7 @@ class DeviceSession:
                 # Imported on use: only simulator ports need it.
                 from .simulator import open_stream  # noqa: PLC0415
 
-                async for chunk in open_stream(kind):
+                async for chunk in open_stream(kind, name=self.name):  # a stable identity
                     self._feed(chunk)
             except ValueError as exc:
                 reason = f"simulator {kind!r} unavailable: {exc}"
