@@ -26,12 +26,18 @@ works live). A summary of the parser and assembler counters goes to stderr. Exit
 whenever the input could be read (bad blocks are counted, not fatal); exit 2 with a
 one-line message if not.
 The time of a reading is the wall clock when it was decoded (a capture carries no time).
+
+``--hex`` also shows every verified HEX record, in stream order among the readings, with its
+decoded value (:func:`hex_json`): in ``jsonl`` one object per record (``hex``, ``command``,
+``register``, ``name``, ``flags``, ``value``, ``unit``; a history day as its fields), in
+``table`` one ``HEX`` line per record. It does not apply to ``csv``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -41,11 +47,16 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import BinaryIO, TextIO
 
+from .daily import HistoryDay, HistoryTotal, daily_record
 from .decoder import Decoder
+from .errors import HexError
+from .hexframe import HexFrame, RegisterMessage, decode_message
+from .parser import HexRecord
 from .present import State, present
 from .reading import Reading
+from .registers import REGISTERS, catalogue_value
 
-__all__ = ["CHUNK_SIZE", "cli_decode", "decode_stream"]
+__all__ = ["CHUNK_SIZE", "cli_decode", "decode_events", "decode_stream", "hex_json"]
 
 CHUNK_SIZE = 64 * 1024
 _CSV_FIRST = ("time", "device", "product")  # then the field names (pid, serial... among them)
@@ -58,16 +69,68 @@ def decode_stream(
 
     ``OSError`` from ``source`` propagates (the caller decides what an unreadable input means).
     """
+    for event in decode_events(source, decoder, chunk_size):
+        if type(event) is Reading:
+            yield event
+
+
+def decode_events(
+    source: BinaryIO, decoder: Decoder, chunk_size: int = CHUNK_SIZE
+) -> Iterator[Reading | HexRecord]:
+    """:func:`decode_stream` with the verified HEX records too, in stream order."""
     # read1 returns what is available (a live pipe: `cat /dev/ttyUSB0 | decode -` prints each
     # reading as it arrives, not every 64 KiB); plain read for sources without it.
     read = getattr(source, "read1", source.read)
     while chunk := read(chunk_size):
         for event in decoder.feed(chunk, time.monotonic(), datetime.now(UTC)):
-            if type(event) is Reading:
+            if type(event) is Reading or type(event) is HexRecord:
                 yield event
     last = decoder.flush(time.monotonic(), datetime.now(UTC))
     if last is not None:
         yield last
+
+
+def hex_json(record: HexRecord) -> dict[str, object]:
+    """A HEX record and what it says: register, name, flags, value (shown), unit."""
+    out: dict[str, object] = {"hex": ":" + record.digits.decode("ascii")}
+    try:
+        message = decode_message(HexFrame.from_record(record))
+    except HexError as exc:
+        out["error"] = str(exc)
+        return out
+    if not isinstance(message, RegisterMessage):
+        out["command"] = type(message).__name__
+        return out
+    reg = REGISTERS.get(message.register)
+    out["command"] = message.command.name.lower()
+    out["register"] = f"0x{message.register:04X}"
+    out["name"] = reg.name if reg is not None else out["register"]
+    out["flags"] = int(message.flags)
+    try:
+        decoded = message.decoded().value
+    except HexError as exc:  # a value of the wrong size for its register
+        out["error"] = str(exc)
+        return out
+    if isinstance(decoded, HistoryDay):
+        out["value"] = daily_record(message.register, decoded).as_json()
+    elif isinstance(decoded, HistoryTotal):
+        out["value"] = _total_json(decoded)
+    elif reg is not None and message.ok:
+        out["value"] = present(reg.name, catalogue_value(reg, decoded)).json
+    else:
+        out["value"] = decoded
+    out["unit"] = reg.unit if reg is not None else ""
+    return out
+
+
+def _total_json(total: HistoryTotal) -> dict[str, object]:
+    """The fields of a history total as JSON values (tuples as lists, the raw tail left out)."""
+    items = ((item.name, getattr(total, item.name)) for item in dataclasses.fields(total))
+    return {
+        name: list(value) if isinstance(value, tuple) else value
+        for name, value in items
+        if not isinstance(value, bytes)
+    }
 
 
 def _identity(reading: Reading) -> dict[str, str]:
@@ -89,7 +152,9 @@ class _CsvWriter:
         self._columns: list[str] | None = None
         self.dropped_fields = 0
 
-    def __call__(self, reading: Reading) -> None:
+    def __call__(self, reading: Reading | HexRecord) -> None:
+        if isinstance(reading, HexRecord):
+            return  # not a row (decode refuses --hex with csv)
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         if self._columns is None:
@@ -102,15 +167,38 @@ class _CsvWriter:
         self._out.write(buffer.getvalue())
 
 
-def _write_jsonl(out: TextIO) -> Callable[[Reading], None]:
-    def write(reading: Reading) -> None:
-        out.write(json.dumps(reading.as_json(), ensure_ascii=False) + "\n")
+def _write_jsonl(out: TextIO, device: str) -> Callable[[Reading | HexRecord], None]:
+    def write(event: Reading | HexRecord) -> None:
+        data = (
+            event.as_json() if isinstance(event, Reading) else {"device": device, **hex_json(event)}
+        )
+        out.write(json.dumps(data, ensure_ascii=False) + "\n")
 
     return write
 
 
-def _write_table(out: TextIO) -> Callable[[Reading], None]:
-    def write(reading: Reading) -> None:
+def _hex_line(record: HexRecord) -> str:
+    data = hex_json(record)
+    parts = [f"HEX {data['hex']}", str(data.get("command", ""))]
+    if "register" in data:
+        parts.append(f"{data['register']} {data['name']}")
+    if data.get("flags"):
+        parts.append(f"flags 0x{data['flags']:02X}")
+    value = data.get("value")
+    if isinstance(value, dict):
+        parts.append(" ".join(f"{k}={v}" for k, v in value.items()))
+    elif "value" in data:
+        parts.append(f"{'n/a' if value is None else value} {data.get('unit', '')}".rstrip())
+    if "error" in data:
+        parts.append(f"error: {data['error']}")
+    return "  ".join(parts) + "\n"
+
+
+def _write_table(out: TextIO) -> Callable[[Reading | HexRecord], None]:
+    def write(reading: Reading | HexRecord) -> None:
+        if isinstance(reading, HexRecord):
+            out.write(_hex_line(reading))
+            return
         ident = _identity(reading)
         lines = [
             f"{ident['time']}  {reading.device}  {ident['product'] or 'unknown product'}"
@@ -146,10 +234,17 @@ def cli_decode(args: argparse.Namespace) -> int:
     """Entry point of ``decode``: returns 0 when the input was read, 2 when it could not be."""
     path: str = args.file
     fmt: str = getattr(args, "format", "jsonl")
-    decoder = Decoder(getattr(args, "device", "device"))
+    device: str = getattr(args, "device", "device")
+    with_hex: bool = getattr(args, "hex", False)
+    if with_hex and fmt == "csv":
+        sys.stderr.write("decode: --hex shows HEX records in jsonl or table, not in csv\n")
+        return 2
+    decoder = Decoder(device)
     out = sys.stdout
     csv_writer = _CsvWriter(out) if fmt == "csv" else None
-    write = csv_writer or (_write_table(out) if fmt == "table" else _write_jsonl(out))
+    write: Callable[[Reading | HexRecord], None] = csv_writer or (
+        _write_table(out) if fmt == "table" else _write_jsonl(out, device)
+    )
     try:
         source: BinaryIO = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     except OSError as exc:
@@ -157,7 +252,8 @@ def cli_decode(args: argparse.Namespace) -> int:
         return 2
     try:
         live = path == "-"  # maybe a live device: show each reading as soon as it is complete
-        for reading in decode_stream(source, decoder):
+        events = decode_events(source, decoder) if with_hex else decode_stream(source, decoder)
+        for reading in events:
             write(reading)
             if live:
                 out.flush()

@@ -53,6 +53,7 @@ def _add_decode(sub: SubParsers[argparse.ArgumentParser]) -> None:
     decode.add_argument("file", help="capture file, or - for standard input")
     decode.add_argument("--format", "-f", choices=("jsonl", "csv", "table"), default="jsonl")
     decode.add_argument("--device", default="device", help="device name put in the readings")
+    decode.add_argument("--hex", action="store_true", help="also show HEX records, decoded")
     decode.set_defaults(handler=_decode)
 
 
