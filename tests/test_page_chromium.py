@@ -1,12 +1,15 @@
 """The live page in a real headless Chromium: no console errors, current SOC, live chart points.
 
-Set VEDIRECT_SCREENSHOT=path to keep the screenshot (``make screenshot`` does).
+Set VEDIRECT_SCREENSHOT=path to keep the screenshot: ``make screenshot`` writes
+build/screenshot.png, ``make screenshot-docs`` the README's docs/screenshot.png. It is taken
+with every output healthy and hours of history in every chart (the page a user wants to see).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import time
@@ -18,7 +21,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from tests.chromium import CHROMIUM, open_page
-from tests.webfeed import Feed, make_config, write_csv_history
+from tests.webfeed import LEGACY_COLUMNS, Feed, make_config, write_csv_history
 from vedirect_async.csv_columns import device_path
 from vedirect_async.hub import Hub
 from vedirect_async.reading import Reading
@@ -31,6 +34,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 HISTORY_HOURS = float(os.environ.get("VEDIRECT_SCREENSHOT_HOURS", "2"))
+# the CSV output's default columns plus the power fields, so every chart has its history
+CSV_COLUMNS = (*LEGACY_COLUMNS, ("Power", "power", 0), ("PPV", "panel_power", 0))
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -40,6 +45,7 @@ async def pipeline(tmp_path: Path) -> AsyncIterator[tuple[str, Hub, list[Feed], 
     config = make_config(
         tmp_path,
         extra='[[device]]\nname = "solar"\nport = "simulator:mppt"\n',
+        csv=f"columns = {json.dumps(['Time', *(c[0] + '=' + c[1] for c in CSV_COLUMNS)])}",
     )
     start = datetime.now(UTC) - timedelta(hours=HISTORY_HOURS)
     sims = {
@@ -50,7 +56,9 @@ async def pipeline(tmp_path: Path) -> AsyncIterator[tuple[str, Hub, list[Feed], 
         # two devices: the CSV output writes one file per device (vedirect_data_bmv.csv), with
         # the default columns (an MPPT has no AHr or SOC: only its voltage and current)
         csv_path = device_path(config.csv.path, name, list(sims))
-        await asyncio.to_thread(write_csv_history, csv_path, sim, HISTORY_HOURS, device=name)
+        await asyncio.to_thread(
+            write_csv_history, csv_path, sim, HISTORY_HOURS, device=name, columns=CSV_COLUMNS
+        )
     hub = Hub()
     feeds = [Feed(hub, name, clock=time.monotonic, sim=sim) for name, sim in sims.items()]
     for feed in feeds:
@@ -139,8 +147,18 @@ async def test_page_live_in_chromium(tmp_path: Path) -> None:
         problems = await page.evaluate("document.getElementById('problems').textContent")
         assert problems == "output csv: failed (disk full)"
         hub.output("csv").ok()
-        await page.evaluate("pollHealth()")
+        hub.output("mqtt").ok()  # the picture a user wants: every output healthy
+        outputs = await page.evaluate(
+            "pollHealth().then(() => document.getElementById('outputs').textContent)"
+        )
+        assert outputs == "csvmqtt"
         running.set()
+        # every chart has its hours of history, not a lone live point
+        for device, field in (("bmv", "power"), ("solar", "panel_power")):
+            count = await page.evaluate(
+                f"window.vedirect.devices.get('{device}').charts.get('{field}').points.length"
+            )
+            assert count >= HISTORY_HOURS * 120 * 0.9, (device, field, count)
 
         shot = tmp_path / "screenshot.png"
         await page.screenshot(shot, 1280, 900)

@@ -80,11 +80,18 @@ class Feed:
         raise AssertionError(f"no reading after {limit} simulated seconds")
 
 
-_LEGACY = (("voltage", 3), ("current", 3), ("consumed_ah", 3), ("soc", 1))  # Volts,Amps,AHr,SOC
+# (header, field, decimals) of the CSV output's default columns after Time
+LEGACY_COLUMNS = (("Volts", "voltage", 3), ("Amps", "current", 3), ("AHr", "consumed_ah", 3))
+LEGACY_COLUMNS += (("SOC", "soc", 1),)
 
 
 def write_csv_history(
-    path: Path, sim: SimulatedDevice, hours: float, interval: int = 30, device: str = "bmv"
+    path: Path,
+    sim: SimulatedDevice,
+    hours: float,
+    interval: int = 30,
+    device: str = "bmv",
+    columns: tuple[tuple[str, str, int], ...] = LEGACY_COLUMNS,
 ) -> int:
     """Run ``sim`` for ``hours`` and log a row every ``interval`` s, as the CSV output does.
 
@@ -94,7 +101,7 @@ def write_csv_history(
     decoder = Decoder(device)
     seconds = int(hours * 3600)
     end = datetime.now(UTC)
-    rows = ["Time,Volts,Amps,AHr,SOC"]
+    rows = [",".join(["Time", *(header for header, _, _ in columns)])]
     for k in range(seconds):
         data = sim.next_second()
         phase = (seconds - 1 - k) % interval
@@ -103,7 +110,7 @@ def write_csv_history(
         wall = end - timedelta(seconds=seconds - 1 - k)
         for r in decoder.feed(data, float(k), wall):
             if isinstance(r, Reading) and phase == 0:
-                cells = [format_value(r.values.get(f), d) for f, d in _LEGACY]
+                cells = [format_value(r.values.get(f), d) for _, f, d in columns]
                 rows.append(",".join([format_time(wall, utc=False), *cells]))
     path.write_text("\n".join(rows) + "\n")
     return len(rows) - 1
@@ -116,12 +123,14 @@ def free_port() -> int:
         return port
 
 
-def make_config(tmp_path: Path, extra: str = "", http: str = "", port: int = 8080) -> Config:
-    """A config with one simulated BMV, the CSV in ``tmp_path`` and ``http`` keys added."""
+def make_config(
+    tmp_path: Path, extra: str = "", http: str = "", port: int = 8080, csv: str = ""
+) -> Config:
+    """A config with one simulated BMV, the CSV in ``tmp_path``, ``http``/``csv`` keys added."""
     path = tmp_path / "config.toml"
     path.write_text(
         f'[[device]]\nname = "bmv"\nport = "simulator:bmv712"\n'
-        f'[csv]\npath = "{tmp_path / "vedirect_data.csv"}"\ninterval = 30\n'
+        f'[csv]\npath = "{tmp_path / "vedirect_data.csv"}"\ninterval = 30\n{csv}\n'
         f'[http]\nhost = "127.0.0.1"\nport = {port}\n{http}\n{extra}\n'
     )
     return load_config(path, environ={})
