@@ -81,8 +81,12 @@ class Feed:
 
 
 # (header, field, decimals) of the CSV output's default columns after Time
-LEGACY_COLUMNS = (("Volts", "voltage", 3), ("Amps", "current", 3), ("AHr", "consumed_ah", 3))
-LEGACY_COLUMNS += (("SOC", "soc", 1),)
+LEGACY_COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("Volts", "voltage", 3),
+    ("Amps", "current", 3),
+    ("AHr", "consumed_ah", 3),
+    ("SOC", "soc", 1),
+)
 
 
 def write_csv_history(
