@@ -508,6 +508,14 @@ class _Pty:
                 self.changed.clear()
                 await self.changed.wait()
 
+    def registers(self, command: Command, register: int) -> list[RegisterMessage]:
+        """The register messages received so far for ``command`` and ``register``."""
+        return [
+            m
+            for _, m in self.messages
+            if isinstance(m, RegisterMessage) and (m.command, m.register) == (command, register)
+        ]
+
     def answers(self) -> list[object]:
         return [
             m
@@ -545,34 +553,21 @@ async def test_simulate_pty_answers_hex() -> None:
     """Over a real pty: ping, Get, Set with its effect, an unknown id, a bad check byte."""
     async with _simulate_pty("mppt", "--speed", "10", "--name", "pty-mppt") as pty:
         await pty.until(lambda: pty.blocks >= 1)
-        for request in (
-            ping_request(),
-            get_request(0xEDF0),
-            set_request(0xEDF0, encode_value(0xEDF0, 7.5)),
-            get_request(0xEDF0),
-            get_request(0xEDB4),
-        ):
-            os.write(pty.fd, request.encode())
+        os.write(pty.fd, ping_request().encode() + get_request(0xEDF0).encode())
+        await pty.until(lambda: len(pty.registers(Command.GET, 0xEDF0)) >= 1)
+        assert any(isinstance(m, PingResponse) for m in pty.answers())
+        assert pty.registers(Command.GET, 0xEDF0)[0].decoded().value == 20.0
+        os.write(pty.fd, set_request(0xEDF0, encode_value(0xEDF0, 7.5)).encode())
+        await pty.until(lambda: len(pty.registers(Command.SET, 0xEDF0)) >= 1)
+        assert pty.registers(Command.SET, 0xEDF0)[0].flags == Flags.NONE
+        os.write(pty.fd, get_request(0xEDF0).encode() + get_request(0xEDB4).encode())
         os.write(pty.fd, b":7F0ED0072\n")
-        await pty.until(lambda: len(pty.answers()) >= 6)
-        ping, get1, set1, get2, unknown, error = pty.answers()[:6]
-        assert isinstance(ping, PingResponse)
-        assert isinstance(get1, RegisterMessage)
-        assert get1.decoded().value == 20.0
-        assert isinstance(set1, RegisterMessage)
-        assert (set1.command, set1.flags) == (Command.SET, Flags.NONE)
-        assert isinstance(get2, RegisterMessage)
-        assert get2.decoded().value == 7.5
-        assert isinstance(unknown, RegisterMessage)
+        await pty.until(lambda: ErrorResponse() in pty.answers())
+        assert pty.registers(Command.GET, 0xEDF0)[-1].decoded().value == 7.5
+        (unknown,) = pty.registers(Command.GET, 0xEDB4)
         assert unknown.flags == Flags.UNKNOWN_ID
-        assert error == ErrorResponse()
         # in HEX mode now: async records arrive with the text
-        await pty.until(
-            lambda: any(
-                isinstance(m, RegisterMessage) and m.command is Command.ASYNC
-                for _, m in pty.messages
-            )
-        )
+        await pty.until(lambda: len(pty.registers(Command.ASYNC, 0xEDBB)) >= 1)
 
 
 async def test_simulate_pty_old_firmware_never_answers() -> None:
@@ -582,6 +577,7 @@ async def test_simulate_pty_old_firmware_never_answers() -> None:
         os.write(pty.fd, ping_request().encode() + get_request(0xEDF0).encode())
         seen = pty.blocks
         await pty.until(lambda: pty.blocks >= seen + 5)
+        assert pty.registers(Command.GET, 0xEDF0) == []
         assert pty.messages == []
 
 
@@ -593,11 +589,10 @@ async def test_simulate_pty_slow_answers_keep_the_text_flowing() -> None:
         sent = loop.time()
         seen = pty.blocks
         os.write(pty.fd, get_request(0x0FFF).encode())
-        await pty.until(lambda: len(pty.answers()) >= 1)
-        ((arrived, answer),) = [
-            (t, m) for t, m in pty.messages if m in pty.answers()
-        ]  # async records may come first: the device is in HEX mode at once
-        assert isinstance(answer, RegisterMessage)
-        assert answer.register == 0x0FFF
+        await pty.until(lambda: len(pty.registers(Command.GET, 0x0FFF)) >= 1)
+        # async records may come first (the device is in HEX mode at once)
+        ((arrived, _),) = [
+            (t, m) for t, m in pty.messages if m in pty.registers(Command.GET, 0x0FFF)
+        ]
         assert arrived - sent >= 0.6
         assert pty.blocks >= seen + 4  # 0.6 s at speed 20: text went on (2 blocks a second)
