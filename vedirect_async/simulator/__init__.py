@@ -32,9 +32,17 @@ skipped first record's bytes happen to sum to 0 mod 256 the clean rest verifies.
 and corruption draw from separate seeded generators: the same seed gives the same text blocks
 with or without them.
 
+Generated devices also answer HEX commands (``SimulatedDevice.receive``; the stream's
+``write``; ``simulate --pty`` reads them from the pty) and, once a host has spoken HEX, send
+``:A`` records every second; ``answers=False`` is an old firmware that never answers and
+``answer_delay`` a slow one. A ``name`` gives a device a stable identity: a serial number
+derived from the name and history counters that follow the wall clock (issue 13).
+
 Modules: :mod:`.plant` (the installation), :mod:`.render` (blocks and HEX records),
-:mod:`.device` (:class:`SimulatedDevice`), :mod:`.replay` (captures), :mod:`.stream` (pacing),
-:mod:`.pty` (:class:`PtyLine`), :mod:`.command` (the ``simulate`` command).
+:mod:`.hexdevice` (registers, HEX answers, async records), :mod:`.identity` (serial and
+counters of a named device), :mod:`.device` (:class:`SimulatedDevice`), :mod:`.replay`
+(captures), :mod:`.stream` (pacing, :class:`SimulatorStream`), :mod:`.pty` (:class:`PtyLine`),
+:mod:`.command` (the ``simulate`` command).
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ from .plant import CAPACITY_AH, DEFAULT_START
 from .pty import PtyLine
 from .render import async_record
 from .replay import split_capture
-from .stream import open_stream
+from .stream import SimulatorStream, open_stream
 
 __all__ = [
     "CAPACITY_AH",
@@ -53,6 +61,7 @@ __all__ = [
     "KINDS",
     "PtyLine",
     "SimulatedDevice",
+    "SimulatorStream",
     "async_record",
     "cli_simulate",
     "open_stream",

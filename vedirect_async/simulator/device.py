@@ -47,6 +47,11 @@ class SimulatedDevice:
     ``kind`` is one of :data:`KINDS`. No I/O and no clock: the simulated time starts at
     ``start`` (default :data:`DEFAULT_START`) and advances one second per call, so a device-day
     can be generated as fast as the CPU allows. Use :meth:`from_capture` to replay a recording.
+
+    :meth:`receive` answers HEX commands (``answers=False``: never, like old firmware).
+    ``name`` gives the device a stable identity: its serial is derived from the name, and its
+    history counters start at their nominal values for ``wall_start`` and never pass them for
+    the wall-clock time ``wall_start + seconds / wall_speed`` (:mod:`.identity`).
     """
 
     __slots__ = (
