@@ -5,14 +5,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import aiohttp
 import pytest
 
-from tests.fake_domoticz import FakeDomoticz
+from tests.fake_domoticz import FakeDomoticz, Fault
 from tests.test_domoticz import V, _output, _reading, _running, _until
 from vedirect_async import __version__
 from vedirect_async.config import DomoticzDevice
+from vedirect_async.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from vedirect_async.hub import Hub, OutputHealth
 from vedirect_async.outputs.domoticz import auth_hint, format_value
+from vedirect_async.outputs.domoticz.client import Client, DroppedError, RejectedPostError
+from vedirect_async.outputs.domoticz.mapping import Post
 
 AMPS = DomoticzDevice(idx=2, field="I", kind="current")
 
@@ -170,3 +174,52 @@ async def test_user_agent_and_basic_auth_reach_domoticz() -> None:
     for request in fake.received:
         assert request.headers["User-Agent"] == f"vedirect-async/{__version__}"
         assert request.user == "admin"
+
+
+# -- typed delivery errors (issue 12: no classification by message text) ------------------------
+
+ERROR_CASES = [
+    ("refused", None, TransientDeliveryError),
+    ("hang", Fault.HANG, TransientDeliveryError),
+    ("close", Fault.CLOSE, DroppedError),
+    ("500", Fault.HTTP500, TransientDeliveryError),
+    ("401", "untrusted", PermanentDeliveryError),
+    ("403", Fault.FORBIDDEN, PermanentDeliveryError),
+    ("404", "/old", PermanentDeliveryError),
+    ("non-json", Fault.NON_JSON, PermanentDeliveryError),
+    ("err-idx", "err", RejectedPostError),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "setup", "expected"), ERROR_CASES, ids=[c[0] for c in ERROR_CASES]
+)
+async def test_the_client_raises_typed_errors(case: str, setup: object, expected: type) -> None:
+    """Each failure is a typed DeliveryError at the client's boundary: transient ones are
+    retried with backoff, permanent ones wait the cap, a rejected post ends only itself."""
+    async with FakeDomoticz() as fake:
+        fake.add_device(1, "V")
+        suffix = ""
+        if isinstance(setup, Fault):
+            fake.fault = setup
+        elif setup == "untrusted":
+            fake.trusted = False
+        elif setup == "/old":
+            suffix = "/old"
+        elif setup == "err":
+            fake.err_idx.add(1)
+        url = fake.url + suffix
+        if case == "refused":
+            await fake.stop()
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True),
+            timeout=aiohttp.ClientTimeout(total=0.3),
+        ) as session:
+            client = Client(session, url + "/json.htm", url, "", False, 0.3, "x.lua")
+            post = Post("idx 1", "type=command&param=udevice&idx=1&nvalue=0&svalue=1", "", 1, "V")
+            with pytest.raises(DeliveryError) as raised:
+                await client.send(post)
+            if case == "hang":
+                await fake.stop()
+    assert type(raised.value) is expected, raised.value
+    assert raised.value.reason  # one line for the log and /health

@@ -20,6 +20,7 @@ from typing import Any
 
 import aiomqtt
 import pytest
+from aiomqtt.exceptions import MqttConnectError
 
 from vedirect_async import fields
 from vedirect_async.config import (
@@ -32,6 +33,7 @@ from vedirect_async.config import (
     MqttConfig,
     WatchdogConfig,
 )
+from vedirect_async.errors import PermanentDeliveryError, TransientDeliveryError
 from vedirect_async.hub import DeviceState, Hub, OutputHealth, ReaderState
 from vedirect_async.outputs import REGISTRY
 from vedirect_async.outputs.mqtt import (
@@ -43,6 +45,7 @@ from vedirect_async.outputs.mqtt import (
     safe_topic_level,
     state_payload,
 )
+from vedirect_async.outputs.mqtt.link import delivery_error
 from vedirect_async.parser import Parser, TextBlock
 from vedirect_async.reading import UNAVAILABLE, Assembler, Reading
 from vedirect_async.service import Service
@@ -608,6 +611,35 @@ async def test_unreachable_broker_is_rate_limited(caplog: pytest.LogCaptureFixtu
     assert "unreachable" in state.reason
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1
+
+
+def _raised_from(context: BaseException, text: str) -> aiomqtt.MqttError:
+    """An aiomqtt error as aiomqtt raises it: ``raise MqttError(...) from None`` inside an
+    ``except`` (the original stays its ``__context__``)."""
+    error = aiomqtt.MqttError(text)
+    error.__context__ = context
+    error.__suppress_context__ = True
+    return error
+
+
+def test_connection_errors_are_classified_by_type_not_text() -> None:
+    """Issue 12: what an MQTT failure means comes from its type (and the exception it
+    replaced), never from its text; a refused login is permanent (the retry waits the cap)."""
+    where = "127.0.0.1:1"
+    login = delivery_error(MqttConnectError(5), where, connected=False)
+    assert type(login) is PermanentDeliveryError
+    assert "refused the login" in login.reason
+    other = delivery_error(MqttConnectError(3), where, connected=False)
+    assert type(other) is TransientDeliveryError
+    assert "refused the connection" in other.reason
+    # the same text, different causes: the type decides, not the words
+    refused = _raised_from(ConnectionRefusedError(111, "Connection refused"), "timed out")
+    assert "unreachable" in delivery_error(refused, where, connected=False).reason
+    slow = _raised_from(TimeoutError(), "Disconnected")
+    assert "did not answer in time" in delivery_error(slow, where, connected=False).reason
+    dropped = delivery_error(aiomqtt.MqttError("timed out"), where, connected=True)
+    assert type(dropped) is TransientDeliveryError
+    assert "dropped the connection" in dropped.reason
 
 
 async def test_domoticz_in_messages(broker: Mosquitto) -> None:

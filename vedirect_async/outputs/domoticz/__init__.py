@@ -19,14 +19,17 @@ Decisions (the README's "Domoticz" part says the same for users):
 - **Transport.** One aiohttp session made in :meth:`run`, one request at a time, a total timeout
   per request, no connection reuse (Domoticz closes after each reply without saying so; a pooled
   dead socket would fail the next post). A dropped connection is retried once (``udevice`` is
-  idempotent); any other failure ends the round and the output waits 1, 2, 4 ... up to
-  ``backoff_max`` seconds, then posts the *current* values once: no backlog, no burst.
-- **Failures** are classified (refused, timeout, dropped/empty reply, TLS, 401, 403, 404, other
-  HTTP status, non-JSON, ``"status":"ERR"`` for an idx or for the Lua script), logged once per
-  cause (again at most hourly while it lasts, and once on recovery) and shown as the output's
-  health reason. A rejected post (``ERR``/403 for an idx, ``ERR`` for the Lua script) is a
-  failed delivery, counted; the other idx are still posted; a round in which Domoticz accepted
-  nothing makes the output failed, a partly rejected one degraded (``fail_when_rejected``).
+  idempotent); any other failure ends the round and the shared
+  :class:`~vedirect_async.outputs.delivery.Delivery` waits (1, 2, 4 ... up to ``backoff_max``
+  seconds, jittered, for a transient failure; ``backoff_max`` for a permanent one), then the
+  output posts the *current* values once: no backlog, no burst.
+- **Failures** are typed where they happen (``client``: refused, timeout, dropped/empty reply,
+  HTTP 5xx are transient; TLS, 401, 403, 404, other HTTP status, non-JSON are permanent;
+  ``"status":"ERR"`` for an idx or for the Lua script is a :class:`RejectedPostError`), logged
+  once per failure episode by the delivery scaffold and shown as the output's health reason.
+  A rejected post (``ERR``/403 for an idx, ``ERR`` for the Lua script) is a failed delivery,
+  counted; the other idx are still posted; a round in which Domoticz accepted nothing makes
+  the output failed, a partly rejected one degraded (``fail_when_rejected``).
   The password is never logged: it is sent as a Basic-auth header, never in the URL.
 - **Formatting** is ours, never the locale's: ``.`` decimals, voltage and current with 3
   decimals, percentage 1, custom 3, temperature 2, power 1; kWh devices get ``W;Wh``. Every
@@ -39,13 +42,14 @@ Decisions (the README's "Domoticz" part says the same for users):
 """
 
 from ...present import domoticz_value as format_value
-from .client import auth_hint
+from .client import RejectedPostError, auth_hint
 from .mapping import legacy_json
 from .output import DomoticzOutput, domoticz_output
 from .setup import cli_domoticz
 
 __all__ = [
     "DomoticzOutput",
+    "RejectedPostError",
     "auth_hint",
     "cli_domoticz",
     "domoticz_output",

@@ -1,7 +1,9 @@
 """Domoticz's HTTP API as this output uses it: one request at a time, every answer judged.
 
-Each failure is a :class:`Problem` with a stable ``cause`` (the key of one log line and of the
-health reason) and a message that names what to do; nothing is classified by message text.
+Each failure is raised as a typed :class:`~vedirect_async.errors.DeliveryError` at this
+boundary (transient: retried with backoff; permanent: a person has to act;
+:class:`RejectedPostError`: this one post only) whose reason names what to do; nothing is
+classified by message text.
 The password never reaches a message: it is sent only in the Basic-auth header.
 """
 
@@ -16,9 +18,18 @@ import aiohttp
 from yarl import URL
 
 from ... import __version__
+from ...errors import PermanentDeliveryError, TransientDeliveryError
 from .mapping import TYPES, Mapping, Post
 
-__all__ = ["USER_AGENT", "Client", "Problem", "auth_hint", "basic_auth", "mask_url"]
+__all__ = [
+    "USER_AGENT",
+    "Client",
+    "DroppedError",
+    "RejectedPostError",
+    "auth_hint",
+    "basic_auth",
+    "mask_url",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -59,14 +70,13 @@ def auth_hint(username: str, *, https: bool) -> str:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """A failed request: ``cause`` is the log/health key, ``local`` = only this idx/script."""
+class RejectedPostError(PermanentDeliveryError):
+    """Domoticz answered but refused this one post (``ERR`` for an idx or for the Lua parser,
+    403 for an idx): a failed delivery, while the other posts of the round still go."""
 
-    cause: str
-    message: str
-    local: bool = False
-    retryable: bool = False  # a dropped connection: one immediate retry
+
+class DroppedError(TransientDeliveryError):
+    """The connection closed without a reply (Domoticz restarting): retried once at once."""
 
 
 def mask_url(url: URL) -> str:
@@ -94,100 +104,94 @@ class Client:
                 body += chunk
             return response.status, bytes(body)
 
-    def judge(self, post: Post, status: int, body: bytes) -> Problem | None:
+    def judge(self, post: Post, status: int, body: bytes) -> None:
+        """Raise the :class:`DeliveryError` an answer means; return if Domoticz took the post."""
         if status == 401:
-            return Problem("http401", auth_hint(self.username, https=self.https))
+            raise PermanentDeliveryError(auth_hint(self.username, https=self.https))
         if status == 403:
             if body.lstrip().startswith(b"{"):  # from the handler: this idx or this user
-                return Problem(
-                    f"http403 {post.key}",
+                raise RejectedPostError(
                     f"403 Forbidden for {post.what}: user {self.username or '(trusted)'} may not "
-                    "update it (a Viewer user, or the device is not shared with the user)",
-                    local=True,
+                    "update it (a Viewer user, or the device is not shared with the user)"
                 )
-            return Problem("http403", "403 Forbidden from Domoticz (IP banned or blocked?)")
+            raise PermanentDeliveryError("403 Forbidden from Domoticz (IP banned or blocked?)")
         if status == 404:
-            return Problem(
-                "http404",
+            raise PermanentDeliveryError(
                 f"404 Not Found at {self.endpoint}: not Domoticz's JSON API at this URL "
                 "(wrong port, or a reverse-proxy path missing from url?); Domoticz 2025.1 also "
                 "answers 404 to the old type=devices style API, which this service never uses",
             )
+        if status >= 500:
+            raise TransientDeliveryError(f"HTTP {status} from Domoticz")
         if status != 200:
-            return Problem(f"http{status}", f"HTTP {status} from Domoticz")
+            raise PermanentDeliveryError(f"HTTP {status} from Domoticz")
         try:
             answer = json.loads(body)
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
-            return Problem(
-                "nonjson",
+            raise PermanentDeliveryError(
                 f"the answer is not Domoticz JSON ({body[:40]!r}): another web server or a proxy "
                 f"page at {self.shown_url}?",
             )
         result = answer.get("status")
         if result == "OK":
-            return None
+            return
         if result == "ERR" and post.idx is not None:
-            return Problem(
-                f"err {post.key}",
+            raise RejectedPostError(
                 f"Domoticz answered ERR for {post.what}: no device with idx {post.idx} "
-                "(deleted, or the idx in [[domoticz.devices]] is wrong)",
-                local=True,
+                "(deleted, or the idx in [[domoticz.devices]] is wrong)"
             )
         if result == "ERR":
-            return Problem(
-                f"err {post.key}",
+            raise RejectedPostError(
                 f"Domoticz answered ERR to udevices for {post.what}: the Lua parser "
-                f"scripts/lua_parsers/{self.script} is missing or has a syntax error",
-                local=True,
+                f"scripts/lua_parsers/{self.script} is missing or has a syntax error"
             )
-        return Problem(
-            "status",
+        raise PermanentDeliveryError(
             f"Domoticz answered status {result!r} (an old Domoticz without this command?)",
         )
 
-    async def send(self, post: Post) -> Problem | None:
-        """One request, plus one retry after a dropped connection."""
-        problem: Problem | None = None
-        for _attempt in range(2):
-            problem = await self._attempt(post)
-            if problem is None or not problem.retryable:
-                return problem
-        return problem
+    async def send(self, post: Post) -> None:
+        """One post; a connection dropped without a reply is retried once at once (``udevice``
+        is idempotent). Raises :class:`RejectedPostError` for this post alone, another
+        :class:`DeliveryError` when Domoticz failed as a whole."""
+        try:
+            await self._attempt(post)
+        except DroppedError:
+            await self._attempt(post)
 
-    async def _attempt(self, post: Post) -> Problem | None:
+    async def _attempt(self, post: Post) -> None:
         where = self.shown_url
         try:
             status, body = await self.request(post.query)
         except TimeoutError:
-            return Problem(
-                "timeout",
+            raise TransientDeliveryError(
                 f"no answer from {where} within {self.timeout:g} s (Domoticz busy, e.g. "
                 "its hourly backup, or hung)",
-            )
+            ) from None
         except aiohttp.ClientConnectorCertificateError as exc:
-            return Problem(
-                "tls",
+            raise PermanentDeliveryError(
                 f"TLS certificate of {where} not trusted ({exc.certificate_error}); for a "
                 "self-signed certificate set ca_file (or verify_tls = false)",
-            )
+            ) from None
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, ConnectionRefusedError):
-                return Problem("refused", f"connection refused by {where} (Domoticz not running?)")
-            return Problem("connect", f"cannot connect to {where}: {exc.os_error}")
+                raise TransientDeliveryError(
+                    f"connection refused by {where} (Domoticz not running?)"
+                ) from None
+            raise TransientDeliveryError(f"cannot connect to {where}: {exc.os_error}") from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-            return Problem(
-                "dropped",
+            raise DroppedError(
                 f"{where} closed the connection without a reply ({type(exc).__name__}; "
                 "Domoticz restarting or crashed?)",
-                retryable=True,
-            )
+            ) from None
         except aiohttp.ClientOSError as exc:
-            return Problem("dropped", f"connection to {where} lost: {exc}", retryable=True)
+            raise DroppedError(f"connection to {where} lost: {exc}") from None
         except aiohttp.ClientError as exc:
-            return Problem("client", f"request to {where} failed: {type(exc).__name__}")
-        return self.judge(post, status, body)
+            raise TransientDeliveryError(
+                f"request to {where} failed: {type(exc).__name__}"
+            ) from None
+        self.judge(post, status, body)
 
     # -- start-up probe ---------------------------------------------------------------------
 

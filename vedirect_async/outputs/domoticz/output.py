@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import ssl
 import time
 from collections.abc import Iterable, Sequence
@@ -17,13 +16,15 @@ from typing import ClassVar
 import aiohttp
 from yarl import URL
 
+from ...backoff import Backoff
 from ...config import Config, ConfigError, DomoticzConfig
-from ...errors import SubscriptionClosed
+from ...errors import DeliveryError, SubscriptionClosed
 from ...hub import OutputState, Subscription
 from ...present import domoticz_value
 from ...reading import UNAVAILABLE, Reading, Value
 from ..base import Output
-from .client import USER_AGENT, Client, Problem, basic_auth, mask_url
+from ..delivery import Delivery, Schedule
+from .client import USER_AGENT, Client, RejectedPostError, basic_auth, mask_url
 from .mapping import TRIGGERS, Post, enc, legacy_json, resolve
 
 __all__ = ["DomoticzOutput", "domoticz_output"]
@@ -31,7 +32,6 @@ __all__ = ["DomoticzOutput", "domoticz_output"]
 _LOGGER = logging.getLogger(__name__)
 
 _BACKOFF_FIRST = 1.0  # first retry delay (or the interval, if shorter), then doubled
-_LOG_REPEAT = 3600.0  # a lasting problem is logged again at most this often
 _STALE_MIN = 60.0  # a device's last reading older than max(2 x interval, this) is not posted
 _CHANGE_GAP = 1.0  # at most one change-triggered post per this many seconds
 
@@ -40,16 +40,6 @@ _CHANGE_GAP = 1.0  # at most one change-triggered post per this many seconds
 class _Sent:
     payload: str
     at: float
-
-
-@dataclass(slots=True)
-class _Episode:
-    """The current global problem, for one log line per cause."""
-
-    cause: str = ""
-    since: float = 0.0
-    logged_at: float = 0.0
-    failures: int = 0
 
 
 class DomoticzOutput(Output):
@@ -80,7 +70,6 @@ class DomoticzOutput(Output):
         self._signatures: dict[str, tuple[Value | None, ...]] = {}
         self._sent: dict[str, _Sent] = {}
         self._idx_problems: dict[str, str] = {}
-        self._episode = _Episode()
         self._warned: set[str] = set()
         self._stale: set[str] = set()
         # never re-post a reading this old: a silent device must not look alive in Domoticz
@@ -160,8 +149,9 @@ class DomoticzOutput(Output):
 
     # -- a round ----------------------------------------------------------------------------------
 
-    async def _round(self, client: Client, devices: Iterable[str], state: OutputState) -> bool:
-        """Post the given devices' current values; False if Domoticz failed as a whole."""
+    async def _round(self, client: Client, devices: Iterable[str], state: OutputState) -> None:
+        """Post the given devices' current values; raises the :class:`DeliveryError` of a
+        Domoticz that failed as a whole (a rejected post does not end the round)."""
         loop = asyncio.get_running_loop()
         self.rounds += 1
         posted = 0
@@ -182,40 +172,26 @@ class DomoticzOutput(Output):
                 ):
                     state.count("unchanged_skipped")
                     continue
-                problem = await client.send(post)
-                if problem is None:
-                    posted += 1
-                    state.count("posts")
-                    self._sent[post.key] = _Sent(post.payload, loop.time())
-                    if self._idx_problems.pop(post.key, None) is not None:
-                        _LOGGER.info("domoticz: %s accepted again", post.what)
-                    continue
-                state.count("errors")
-                if problem.local:
+                try:
+                    await client.send(post)
+                except RejectedPostError as rejection:
+                    state.count("errors")
                     if post.key not in self._idx_problems:
-                        _LOGGER.warning("domoticz: %s", problem.message)
-                    self._idx_problems[post.key] = problem.message
-                    rejected.append(problem.message)
+                        _LOGGER.warning("domoticz: %s", rejection.reason)
+                    self._idx_problems[post.key] = rejection.reason
+                    rejected.append(rejection.reason)
                     continue
-                self._failed(problem, state, loop.time())
-                return False
-        self._succeeded(state, posted, rejected, loop.time())
-        return True
+                except DeliveryError:
+                    state.count("errors")
+                    raise
+                posted += 1
+                state.count("posts")
+                self._sent[post.key] = _Sent(post.payload, loop.time())
+                if self._idx_problems.pop(post.key, None) is not None:
+                    _LOGGER.info("domoticz: %s accepted again", post.what)
+        self._report(state, posted, rejected)
 
-    def _failed(self, problem: Problem, state: OutputState, now: float) -> None:
-        episode = self._episode
-        episode.failures += 1
-        if episode.cause != problem.cause or now - episode.logged_at >= _LOG_REPEAT:
-            if not episode.cause:
-                episode.since = now
-            episode.cause = problem.cause
-            episode.logged_at = now
-            _LOGGER.warning("domoticz: %s; retrying with backoff", problem.message)
-        state.failed(problem.message)
-
-    def _succeeded(
-        self, state: OutputState, posted: int, rejected: Sequence[str], now: float
-    ) -> None:
+    def _report(self, state: OutputState, posted: int, rejected: Sequence[str]) -> None:
         """Domoticz answered the whole round: report what it accepted and what it rejected.
 
         A rejected post is a failed delivery (counted in ``failures``). Whether it makes the
@@ -223,16 +199,6 @@ class DomoticzOutput(Output):
         round in which Domoticz accepted nothing that was due: nothing reaches Domoticz),
         ``any``, or ``never`` (degraded only).
         """
-        episode = self._episode
-        if episode.cause:
-            _LOGGER.info(
-                "domoticz: %s answers again after %d failed attempts in %.0f s; "
-                "posted the current values",
-                self.shown_url,
-                episode.failures,
-                now - episode.since,
-            )
-            self._episode = _Episode()
         if posted:
             state.ok()  # counts the success and its time, even when degraded below
         if rejected:
@@ -318,16 +284,18 @@ class DomoticzOutput(Output):
                 await self._loop(client, readings, state)
 
     async def _loop(self, client: Client, readings: Subscription, state: OutputState) -> None:
+        """Rounds on the drift-free schedule (the first at once), change posts in between; a
+        Domoticz that fails as a whole is retried by the shared :class:`Delivery`."""
         loop = asyncio.get_running_loop()
         interval = max(self.config.interval, 0.001)
-        start = loop.time()
-        tick = 0  # number of the next tick
-        retry_at: float | None = None  # set while backing off
-        first_backoff = min(_BACKOFF_FIRST, interval)
-        backoff = first_backoff
-        change_ok_at = start
+        schedule = Schedule(interval, first=0)
+        schedule.start()
+        backoff = Backoff(min(_BACKOFF_FIRST, interval), self.config.backoff_max)
+        delivery = Delivery("domoticz", state, backoff, logger=_LOGGER)
+        change_ok_at = schedule.origin
         while True:
-            due = retry_at if retry_at is not None else start + tick * interval
+            retry_at = delivery.retry_at
+            due = retry_at if retry_at is not None else schedule.due
             wait = due - loop.time()
             if wait > 0:
                 with contextlib.suppress(TimeoutError):
@@ -339,30 +307,26 @@ class DomoticzOutput(Output):
                                 await asyncio.sleep(max(0.0, change_ok_at - loop.time()))
                                 break
             self._latest.update(readings.drain_latest())
-            now = loop.time()
-            scheduled = now >= due
+            scheduled = loop.time() >= due
             if scheduled:
                 devices = list(self._latest)
             else:
                 devices = self._urgent()
                 state.count("change_posts")
-            ok = await self._round(client, devices, state)
-            now = loop.time()
-            change_ok_at = now + min(_CHANGE_GAP, interval)
-            if not ok:
-                retry_at = now + backoff
-                backoff = min(backoff * 2, self.config.backoff_max)
+            try:
+                await self._round(client, devices, state)
+            except DeliveryError as error:
+                delivery.failed(error)
+                change_ok_at = loop.time() + min(_CHANGE_GAP, interval)
                 continue
-            retry_at = None
-            backoff = first_backoff
+            delivery.succeeded(report=False)  # _round reported what Domoticz accepted
+            change_ok_at = loop.time() + min(_CHANGE_GAP, interval)
             if scheduled:
                 self.ticks += 1
-                following = math.floor((now - start) / interval) + 1
-                skipped = following - tick - 1
-                if skipped > 0:
+                skipped = schedule.done()
+                if skipped:
                     self.ticks_skipped += skipped
                     state.count("ticks_skipped", skipped)
-                tick = max(tick + 1, following)
 
 
 def domoticz_output(config: Config) -> DomoticzOutput | None:

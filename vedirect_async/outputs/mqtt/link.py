@@ -15,39 +15,43 @@ import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
 from ...backoff import Backoff
+from ...errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from ...reading import Reading
+from ..delivery import Delivery
 from .discovery import discovery_configs
 from .topics import OFFLINE, ONLINE, Topics, domoticz_messages, field_text, state_payload
 
 if TYPE_CHECKING:
     from .output import MqttOutput
 
-__all__ = ["ERROR_LOG_INTERVAL", "GOODBYE_TIMEOUT", "Link"]
+__all__ = ["GOODBYE_TIMEOUT", "Link", "delivery_error"]
 
 _LOGGER = logging.getLogger(__name__)
 
-#: the same connection error is logged again at WARNING at most this often
-ERROR_LOG_INTERVAL = 300.0
 #: grace for the last "offline" at shutdown
 GOODBYE_TIMEOUT = 1.0
 
 
-def _describe(exc: BaseException, where: str) -> str:
-    """One line for a connection problem; never contains the password."""
+_LOGIN_REFUSED = (4, 5, 134, 135)  # MQTT 3.1.1 / 5: bad user name or password, not authorized
+
+
+def delivery_error(exc: aiomqtt.MqttError, where: str, *, connected: bool) -> DeliveryError:
+    """What an aiomqtt error means, by its type (and the exception it replaced), never by its
+    text: a refused login is permanent, anything else transient. Never holds the password."""
+    text = str(exc) or type(exc).__name__
     if isinstance(exc, MqttConnectError):  # a CONNACK with an error code
         code = getattr(exc.rc, "value", exc.rc)
-        if code in (4, 5, 134, 135):  # MQTT 3.1.1 / 5 "bad user name or password", "not authorized"
-            return (
+        if code in _LOGIN_REFUSED:
+            return PermanentDeliveryError(
                 f"broker {where} refused the login ({exc}); check [mqtt] username and "
                 "VEDIRECT_MQTT__PASSWORD"
             )
-        return f"broker {where} refused the connection ({exc})"
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, aiomqtt.MqttCodeError) or "disconnected" in text.lower():
-        return f"broker {where} dropped the connection ({text})"
-    if "timed out" in text.lower():
-        return f"broker {where} did not answer in time ({text})"
-    return f"broker {where} unreachable: {text}"
+        return TransientDeliveryError(f"broker {where} refused the connection ({exc})")
+    if connected or isinstance(exc, aiomqtt.MqttCodeError):
+        return TransientDeliveryError(f"broker {where} dropped the connection ({text})")
+    if isinstance(exc.__context__, TimeoutError):
+        return TransientDeliveryError(f"broker {where} did not answer in time ({text})")
+    return TransientDeliveryError(f"broker {where} unreachable: {text}")
 
 
 class Link:
@@ -69,9 +73,6 @@ class Link:
         self.identity: tuple[str | None, ...] = ()
         self.rediscover = False
         self.last_state_publish = -math.inf
-        self.failures = 0
-        self._last_error = ""
-        self._last_error_logged = -math.inf
         self._listener: asyncio.Task[None] | None = None
 
     def offer(self, reading: Reading) -> None:
@@ -81,41 +82,33 @@ class Link:
     # -- connection loop --
 
     async def run(self) -> None:
+        """Connect, publish, and after any failure reconnect with the shared delivery's backoff
+        (one WARNING per failure episode, one INFO when it ends)."""
         cfg = self.output.config
         backoff = Backoff(cfg.reconnect_initial, cfg.reconnect_max)
+        delivery = Delivery("mqtt", self.output.state, backoff, logger=_LOGGER)
         where = f"{cfg.host}:{cfg.port}"
         while True:
+            delay = cfg.reconnect_initial
             try:
                 async with self.output.client_for(self) as client:
                     self.connected = True
-                    if self.failures:
-                        _LOGGER.info(
-                            "mqtt %s: connected to %s again after %d failed attempts",
-                            self.device,
-                            where,
-                            self.failures,
-                        )
-                    else:
+                    if not delivery.failing:
                         _LOGGER.info("mqtt %s: connected to %s", self.device, where)
-                    self.failures = 0
-                    backoff.reset()
+                    delivery.succeeded(report=False)  # the first publish reports success
                     await self._session(client)
             except aiomqtt.MqttError as exc:
-                self._failed(_describe(exc, where))
+                error = delivery_error(exc, where, connected=self.connected)
+                self.connected = False
+                self.published_availability = None
+                delay = delivery.failed(
+                    type(error)(f"{self.device}: {error.reason}"),
+                    health=self.output.failure_health(self.device),
+                )
+                self.output.state_changed.set()
             finally:
                 self.connected = False
-            await asyncio.sleep(backoff.next())
-
-    def _failed(self, reason: str) -> None:
-        self.failures += 1
-        self.published_availability = None
-        now = time.monotonic()
-        if reason != self._last_error or now - self._last_error_logged >= ERROR_LOG_INTERVAL:
-            _LOGGER.warning("mqtt %s: %s (retrying with backoff)", self.device, reason)
-            self._last_error, self._last_error_logged = reason, now
-        else:
-            _LOGGER.debug("mqtt %s: %s", self.device, reason)
-        self.output.report_failure(self.device, reason)
+            await asyncio.sleep(delay)
 
     async def _session(self, client: aiomqtt.Client) -> None:
         cfg = self.output.config

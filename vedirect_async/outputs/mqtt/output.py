@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import aiomqtt
 
 from ...config import Config, DomoticzDevice, MqttConfig
-from ...hub import DeviceChanges, Hub, OutputState, ReaderState, Subscription
+from ...hub import DeviceChanges, Hub, OutputHealth, OutputState, ReaderState, Subscription
 from ...reading import Reading
 from ..base import Output
 from .link import Link
@@ -94,13 +94,10 @@ class MqttOutput(Output):
         self.state.count("messages")
         self.state_changed.set()
 
-    def report_failure(self, device: str, reason: str) -> None:
+    def failure_health(self, device: str) -> OutputHealth:
         """Degraded while another device's connection works, failed when none does."""
-        if any(link.connected for name, link in self._links.items() if name != device):
-            self.state.degraded(f"{device}: {reason}")
-        else:
-            self.state.failed(f"{device}: {reason}")
-        self.state_changed.set()
+        others = (link.connected for name, link in self._links.items() if name != device)
+        return OutputHealth.DEGRADED if any(others) else OutputHealth.FAILED
 
     # -- the task --
 
