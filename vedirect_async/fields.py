@@ -40,6 +40,7 @@ __all__ = [
     "CATALOGUE",
     "CS",
     "ERR",
+    "LOAD_OUTPUT_CONTROL",
     "MODE",
     "MON",
     "MPPT",
@@ -616,12 +617,60 @@ _FIELDS: tuple[Field, ...] = (
     Field("HC#", "hc", "", 1, Kind.TEXT, "undocumented (Blue Smart chargers); opaque text"),
 )
 
+# Load output control (HEX 0xEDAB only; Victron's BlueSolar HEX document as implementers quote
+# it: values 2, 3 and 5-7 not verified here).
+LOAD_OUTPUT_CONTROL = _table(
+    {
+        0: "off",
+        1: "auto",
+        2: "alternative 1",
+        3: "alternative 2",
+        4: "on",
+        5: "user 1",
+        6: "user 2",
+        7: "automatic energy selector",
+    }
+)
+
+# Values that only HEX registers carry (vedirect_async.registers): no text label ever names
+# them, so they are not in CATALOGUE, but their names resolve (lookup, unit_of), so every output
+# knows their unit, resolution and states. The label is the register id. tests/test_registers.py
+# keeps this list equal to the register table.
+_HEX_ONLY: tuple[Field, ...] = (
+    Field("0x0104", "group_id", "", 1, _N, "group id"),
+    Field("0x010B", "model_name", "", 1, Kind.TEXT, "model name"),
+    Field("0x0120", "uptime", "s", 1, _N, "time since the device started"),
+    Field("0x0140", "capabilities", "", 1, _N, "capabilities bit field"),
+    Field("0xED8C", "current_high_resolution", "A", _MA, _N, "battery current (1 mA)"),
+    Field("0xEEB6", "synchronised", "", 1, Kind.ON_OFF, "synchronised (SOC valid)"),
+    Field("0x1000", "battery_capacity", "Ah", 1, _N, "battery capacity"),
+    Field("0xEEFC", "alarm_buzzer", "", 1, Kind.ON_OFF, "alarm buzzer on"),
+    Field("0xEDBD", "panel_current", "A", 0.1, _N, "panel current"),
+    Field("0xEDDB", "charger_temperature", "°C", 0.01, _N, "charger internal temperature"),
+    Field("0xEDDD", "yield_system", "kWh", _CKWH, _N, "system yield (not resettable)"),
+    Field(
+        "0xEDAB",
+        "load_output_control",
+        "",
+        1,
+        Kind.ENUM,
+        "load output control",
+        LOAD_OUTPUT_CONTROL,
+    ),
+    Field("0xEDF0", "battery_max_current", "A", 0.1, _N, "maximum charge current"),
+    Field("0xEDF7", "absorption_voltage", "V", 0.01, _N, "absorption voltage"),
+    Field("0xEDF6", "float_voltage", "V", 0.01, _N, "float voltage"),
+    Field("0x2027", "network_dc_input_power", "W", 0.01, _N, "network total DC input power"),
+    Field("0x2030", "solar_activity", "", 1, Kind.ON_OFF, "solar activity"),
+    Field("0x0230", "ac_out_voltage_setpoint", "V", 0.01, _N, "AC output voltage setpoint"),
+)
+
 CATALOGUE: Mapping[str, Field] = MappingProxyType({f.label: f for f in _FIELDS})
 # Field.divisor of every catalogue scale, computed once (decoding is on the hot path).
 _DIVISORS: Mapping[float, int] = MappingProxyType({f.scale: f.divisor for f in _FIELDS})
 # By name; FW and FWE share "firmware" (a device sends one of them), FW is listed first.
 _BY_NAME: Mapping[str, Field] = MappingProxyType(
-    {f.name: f for f in reversed(_FIELDS)}  # reversed: the first field of a name wins
+    {f.name: f for f in (*_HEX_ONLY, *reversed(_FIELDS))}  # reversed: the first field wins
 )
 
 

@@ -27,7 +27,18 @@ from typing import Literal
 
 from .daily import HistoryDay, HistoryTotal
 from .errors import HexError
-from .fields import AR_BITS, CS, ERR, MODE, MON, MPPT, OR_BITS, UNAVAILABLE, Value
+from .fields import (
+    AR_BITS,
+    CS,
+    ERR,
+    LOAD_OUTPUT_CONTROL,
+    MODE,
+    MON,
+    MPPT,
+    OR_BITS,
+    UNAVAILABLE,
+    Value,
+)
 
 __all__ = [
     "LOAD_OUTPUT_CONTROL",
@@ -52,21 +63,6 @@ Meaning = Literal["number", "enum", "bitmask", "on_off"]
 _STRUCT = {"un8": "<B", "un16": "<H", "sn16": "<h", "un32": "<I", "sn32": "<i"}
 # Families as fields.product_family names them; "common" registers exist on every device.
 Family = Literal["common", "bmv", "mppt", "inverter"]
-
-# 0xEDAB, load output control of MPPTs with a load output. Not in the protocol notes: from
-# Victron's BlueSolar HEX document as implementers quote it (values 2, 3, 5-7 unverified here).
-LOAD_OUTPUT_CONTROL: Mapping[int, str] = MappingProxyType(
-    {
-        0: "off",
-        1: "auto",
-        2: "alternative 1",
-        3: "alternative 2",
-        4: "on",
-        5: "user 1",
-        6: "user 2",
-        7: "automatic energy selector",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
