@@ -78,8 +78,11 @@ def describe_open_error(port: str, exc: BaseException) -> str:
             f"permission denied opening {port}: add the service user to the 'dialout' group "
             "(sudo usermod -aG dialout USER, then log in again)"
         )
-    if code == errno.EBUSY or "Device or resource busy" in text:
-        return f"port {port} is busy (in use by another process?)"
+    if code == errno.EBUSY or "Device or resource busy" in text or "exclusively lock" in text:
+        return (
+            f"port {port} is busy (in use by another process: the service, or another "
+            "terminal program? stop it first)"
+        )
     if code == errno.ENOTTY or "Inappropriate ioctl" in text:
         return f"{port} is not a serial port"
     return f"cannot open {port}: {text}"
@@ -298,6 +301,7 @@ class DeviceSession:
             bytesize=serial.EIGHTBITS,
             parity=serial.PARITY_NONE,
             stopbits=serial.STOPBITS_ONE,
+            exclusive=True,  # one reader per port: `hex` and a second service are refused
         )
         shown = self.port if target == self.port else f"{self.port} ({target})"
         _LOGGER.log(self._open_level, "%s: reading %s at %d 8N1", self.name, shown, self.baudrate)

@@ -27,6 +27,7 @@ def add_all(sub: SubParsers[argparse.ArgumentParser]) -> None:
     _add_check_config(sub)
     _add_health(sub)
     _add_domoticz(sub)
+    _add_hex(sub)
 
 
 # -- run -------------------------------------------------------------------------------------
@@ -177,3 +178,12 @@ def _domoticz(args: argparse.Namespace) -> int:
 
     args.config = config_file(args.config)
     return cli_domoticz(args)
+
+
+# -- hex -------------------------------------------------------------------------------------
+
+
+def _add_hex(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    from .hex import add_hex
+
+    add_hex(sub)

@@ -1,0 +1,216 @@
+"""``python -m vedirect_async hex ping|get|set PORT [REGISTER [VALUE]]``: ask a device by hand.
+
+For a person at a terminal. It opens the port itself, exclusively (a port the service or
+another program holds is refused with one line saying so: stop the service first), sends the
+command through the same :class:`~vedirect_async.hexlink.HexLink` the service uses, prints the
+decoded answer with its unit, and closes the port.
+
+``set`` writes only registers marked writable in :mod:`vedirect_async.registers`, checks the
+value against the register's range before anything is sent, takes the device's Set echo as the
+first confirmation and a Get read-back as the second, and logs the change (one INFO line on
+stderr). Exit codes: 0 answered (set: confirmed), 1 the device refused, did not answer or did
+not confirm, 2 a bad register or value, or a port that cannot be opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from ..commands import Request, Result
+
+__all__ = ["add_hex", "cli_hex", "run_hex"]
+
+_LOGGER = logging.getLogger("vedirect_async.cli.hex")
+
+
+def add_hex(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``hex`` sub-command and its actions."""
+    hex_parser = sub.add_parser("hex", help="ask a device over HEX: ping, get or set a register")
+    actions = hex_parser.add_subparsers(dest="hex_command", metavar="ACTION", required=True)
+    for action, text in (
+        ("ping", "ping the device: its firmware version"),
+        ("get", "read a register (id like 0xEDDB, or its name)"),
+        ("set", "write a writable register, range-checked, confirmed by a read-back"),
+    ):
+        parser = actions.add_parser(action, help=text)
+        parser.add_argument("port", help="serial port, e.g. /dev/serial/by-id/usb-VictronEnergy...")
+        if action != "ping":
+            parser.add_argument(
+                "register", help="register id (0xEDF0) or name (battery_max_current)"
+            )
+        if action == "set":
+            parser.add_argument("value", help="new value in the register's unit (10.5)")
+        parser.add_argument("--baudrate", type=int, default=19200)
+        parser.add_argument(
+            "--timeout", type=float, default=1.0, help="seconds to wait for each answer"
+        )
+        parser.set_defaults(handler=cli_hex)
+
+
+def cli_hex(args: argparse.Namespace) -> int:
+    """The ``hex`` handler: runs :func:`run_hex` on its own event loop."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return asyncio.run(run_hex(args, sys.stdout))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def run_hex(args: argparse.Namespace, out: TextIO) -> int:
+    """Open ``args.port``, run one action, print the answer to ``out``; the exit code."""
+    # Imported here: building the parser must stay cheap (see cli.commands).
+    from ..commands import Request, parse_register  # noqa: PLC0415
+
+    action: str = args.hex_command
+    request = Request.ping()
+    register: int | None = None
+    wanted: float | None = None
+    if action != "ping":
+        try:
+            register = parse_register(args.register)
+        except ValueError as exc:
+            sys.stderr.write(f"error: register {args.register!r}: {exc}\n")
+            return 2
+        request = Request.get(register)
+    if action == "set" and register is not None:
+        checked = _check_set(register, args.value)
+        if isinstance(checked, str):
+            sys.stderr.write(f"error: {checked}\n")
+            return 2
+        wanted, request = checked
+    port = _Port(args.port, args.baudrate, args.timeout)
+    problem = await port.open()
+    if problem is not None:
+        sys.stderr.write(f"error: {problem}\n")
+        return 2
+    try:
+        if register is not None and wanted is not None:  # set
+            return await _set(port, request, register, wanted, out)
+        return _show(await port.link.command(request), out)
+    finally:
+        await port.close()
+
+
+def _check_set(register: int, text: str) -> tuple[float, Request] | str:
+    """The value and the Set request, or why it may not be sent."""
+    from ..commands import Request, register_label  # noqa: PLC0415
+    from ..errors import HexError  # noqa: PLC0415
+    from ..registers import REGISTERS  # noqa: PLC0415
+
+    reg = REGISTERS.get(register)
+    label = register_label(register)
+    if reg is None or not reg.writable:
+        return f"{label} is not writable (see the writable registers in docs/protocol.md)"
+    try:
+        value = float(text)
+    except ValueError:
+        return f"{label}: {text!r} is not a number (give it in {reg.unit or 'its unit'})"
+    if not reg.in_range(value):
+        unit = f" {reg.unit}" if reg.unit else ""
+        return f"{label}: {value:g}{unit} is outside {reg.minimum:g} .. {reg.maximum:g}{unit}"
+    try:
+        return value, Request.set_scaled(register, value)
+    except HexError as exc:
+        return f"{label}: {exc}"
+
+
+def _show(result: Result, out: TextIO) -> int:
+    from ..commands import ProductId, Value, Version, describe  # noqa: PLC0415
+
+    out.write(describe(result) + "\n")
+    return 0 if isinstance(result, Value | Version | ProductId) else 1
+
+
+async def _set(port: _Port, request: Request, register: int, wanted: float, out: TextIO) -> int:
+    from ..commands import Request, Value, describe, register_label  # noqa: PLC0415
+
+    label = register_label(register)
+    echo = await port.link.command(request, retries=0)  # a Set is never sent twice blindly
+    if not isinstance(echo, Value):
+        out.write(f"set {label}: {describe(echo)}; not confirmed\n")
+        return 1
+    back = await port.link.command(Request.get(register))
+    if not isinstance(back, Value) or back.value.value != echo.value.value:
+        shown = describe(back) if not isinstance(back, Value) else f"read back {back.value.value}"
+        out.write(f"set {label}: echoed, but the read-back differs ({shown})\n")
+        _LOGGER.warning("hex set %s to %g on %s: read-back differs", label, wanted, port.name)
+        return 1
+    out.write(f"set {describe(back)} (confirmed by the echo and a read-back)\n")
+    _LOGGER.info("hex set %s to %g on %s (confirmed)", label, wanted, port.name)
+    return 0
+
+
+class _Port:
+    """The port, opened exclusively, with a Decoder separating HEX from text and a HexLink."""
+
+    def __init__(self, name: str, baudrate: int, timeout: float) -> None:
+        from ..decoder import Decoder  # noqa: PLC0415
+        from ..hexlink import HexLink  # noqa: PLC0415
+
+        self.name = name
+        self._baudrate = baudrate
+        self._decoder = Decoder("hex")
+        self._transport: asyncio.Transport | None = None
+        self._closed: asyncio.Future[None] | None = None
+        self.link = HexLink(name, self._write, timeout=timeout, mute_after=1 << 30)
+
+    def _write(self, data: bytes) -> None:
+        from ..errors import PortClosedError  # noqa: PLC0415
+
+        if self._transport is None or self._transport.is_closing():
+            raise PortClosedError(f"{self.name} is closed")
+        self._transport.write(data)
+
+    def _feed(self, data: bytes) -> None:
+        from ..parser import HexRecord  # noqa: PLC0415
+
+        for event in self._decoder.feed(data, time.monotonic()):
+            if type(event) is HexRecord:
+                self.link.on_record(event)
+
+    async def open(self) -> str | None:
+        """Open the port exclusively; None, or one line saying why it could not be opened."""
+        import serial  # noqa: PLC0415
+        import serial_asyncio_fast  # noqa: PLC0415
+
+        from ..session import describe_open_error  # noqa: PLC0415
+
+        feed = self._feed
+        closed = self._closed = asyncio.get_running_loop().create_future()
+
+        class Protocol(asyncio.Protocol):
+            def data_received(self, data: bytes) -> None:
+                feed(data)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                if not closed.done():
+                    closed.set_result(None)
+
+        try:
+            transport, _ = await serial_asyncio_fast.create_serial_connection(
+                asyncio.get_running_loop(),
+                Protocol,
+                self.name,
+                baudrate=self._baudrate,
+                exclusive=True,
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            return describe_open_error(self.name, exc)
+        self._transport = transport
+        return None
+
+    async def close(self) -> None:
+        """Close the port and wait until it is (the exclusive lock goes with it)."""
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+            if self._closed is not None:
+                async with asyncio.timeout(2.0):
+                    await self._closed
