@@ -79,10 +79,7 @@ def describe_open_error(port: str, exc: BaseException) -> str:
             "(sudo usermod -aG dialout USER, then log in again)"
         )
     if code == errno.EBUSY or "Device or resource busy" in text or "exclusively lock" in text:
-        return (
-            f"port {port} is busy (in use by another process: the service, or another "
-            "terminal program? stop it first)"
-        )
+        return f"port {port} is busy (in use by another process?)"
     if code == errno.ENOTTY or "Inappropriate ioctl" in text:
         return f"{port} is not a serial port"
     return f"cannot open {port}: {text}"
