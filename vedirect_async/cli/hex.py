@@ -15,14 +15,16 @@ not confirm, 2 a bad register or value, or a port that cannot be opened.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
-import time
 from typing import TYPE_CHECKING, TextIO
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # asyncio and the rest load when the command runs (the parser stays light)
+    import asyncio
+
     from ..commands import Request, Result
+
+# ruff: noqa: PLC0415 - the imports inside the functions are the point (see cli.commands)
 
 __all__ = ["add_hex", "cli_hex", "run_hex"]
 
@@ -55,6 +57,8 @@ def add_hex(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cli_hex(args: argparse.Namespace) -> int:
     """The ``hex`` handler: runs :func:`run_hex` on its own event loop."""
+    import asyncio
+
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
@@ -66,7 +70,7 @@ def cli_hex(args: argparse.Namespace) -> int:
 async def run_hex(args: argparse.Namespace, out: TextIO) -> int:
     """Open ``args.port``, run one action, print the answer to ``out``; the exit code."""
     # Imported here: building the parser must stay cheap (see cli.commands).
-    from ..commands import Request, parse_register  # noqa: PLC0415
+    from ..commands import Request, parse_register
 
     action: str = args.hex_command
     request = Request.ping()
@@ -100,9 +104,9 @@ async def run_hex(args: argparse.Namespace, out: TextIO) -> int:
 
 def _check_set(register: int, text: str) -> tuple[float, Request] | str:
     """The value and the Set request, or why it may not be sent."""
-    from ..commands import Request, register_label  # noqa: PLC0415
-    from ..errors import HexError  # noqa: PLC0415
-    from ..registers import REGISTERS  # noqa: PLC0415
+    from ..commands import Request, register_label
+    from ..errors import HexError
+    from ..registers import REGISTERS
 
     reg = REGISTERS.get(register)
     label = register_label(register)
@@ -122,14 +126,14 @@ def _check_set(register: int, text: str) -> tuple[float, Request] | str:
 
 
 def _show(result: Result, out: TextIO) -> int:
-    from ..commands import ProductId, Value, Version, describe  # noqa: PLC0415
+    from ..commands import ProductId, Value, Version, describe
 
     out.write(describe(result) + "\n")
     return 0 if isinstance(result, Value | Version | ProductId) else 1
 
 
 async def _set(port: _Port, request: Request, register: int, wanted: float, out: TextIO) -> int:
-    from ..commands import Request, Value, describe, register_label  # noqa: PLC0415
+    from ..commands import Request, Value, describe, register_label
 
     label = register_label(register)
     echo = await port.link.command(request, retries=0)  # a Set is never sent twice blindly
@@ -151,8 +155,8 @@ class _Port:
     """The port, opened exclusively, with a Decoder separating HEX from text and a HexLink."""
 
     def __init__(self, name: str, baudrate: int, timeout: float) -> None:
-        from ..decoder import Decoder  # noqa: PLC0415
-        from ..hexlink import HexLink  # noqa: PLC0415
+        from ..decoder import Decoder
+        from ..hexlink import HexLink
 
         self.name = name
         self._baudrate = baudrate
@@ -162,14 +166,16 @@ class _Port:
         self.link = HexLink(name, self._write, timeout=timeout, mute_after=1 << 30)
 
     def _write(self, data: bytes) -> None:
-        from ..errors import PortClosedError  # noqa: PLC0415
+        from ..errors import PortClosedError
 
         if self._transport is None or self._transport.is_closing():
             raise PortClosedError(f"{self.name} is closed")
         self._transport.write(data)
 
     def _feed(self, data: bytes) -> None:
-        from ..parser import HexRecord  # noqa: PLC0415
+        import time
+
+        from ..parser import HexRecord
 
         for event in self._decoder.feed(data, time.monotonic()):
             if type(event) is HexRecord:
@@ -177,10 +183,12 @@ class _Port:
 
     async def open(self) -> str | None:
         """Open the port exclusively; None, or one line saying why it could not be opened."""
-        import serial  # noqa: PLC0415
-        import serial_asyncio_fast  # noqa: PLC0415
+        import asyncio
 
-        from ..session import describe_open_error  # noqa: PLC0415
+        import serial
+        import serial_asyncio_fast
+
+        from ..session import describe_open_error
 
         feed = self._feed
         closed = self._closed = asyncio.get_running_loop().create_future()
@@ -208,6 +216,8 @@ class _Port:
 
     async def close(self) -> None:
         """Close the port and wait until it is (the exclusive lock goes with it)."""
+        import asyncio
+
         if self._transport is not None:
             self._transport.close()
             self._transport = None
