@@ -172,7 +172,9 @@ async def test_never_answering_device_is_left_alone(
     session = rig.session
     await rig.readings_until(lambda _: session.link.mute)
     sent = len(rig.peer.received)
-    assert sent == session.link.mute_after, rig.peer.received
+    link_mute_after = session.link.mute_after
+    # mute_after unanswered pings (one more per reconnect that cut a wait short, if any)
+    assert link_mute_after <= sent <= link_mute_after + session.state.restarts, rig.peer.received
     assert all(c == b":154\n" for c in rig.peer.received)
     for _ in range(30):  # ~0.15 s of text at 5 ms a block: more than the poll interval
         await rig.reading()
