@@ -612,6 +612,28 @@ async def test_shipped_lua_parser_updates_devices() -> None:
     assert {u.idx: u.svalue for u in fake.updates} == {60: "12.650", 61: "-1.230", 64: "85.27"}
 
 
+@pytest.mark.skipif(LUA is None, reason="no Lua interpreter (apt-get install lua5.4)")
+async def test_lua_parser_mistakes_are_silent(caplog: pytest.LogCaptureFixture) -> None:
+    """What docs/domoticz.md says a real Domoticz 2025.1 does: an idx in the parser that does
+    not exist, or a label the data does not carry (a typo), still gets ``OK``; nothing is
+    logged and the output cannot tell (only Domoticz's "Last Seen" shows it)."""
+    caplog.set_level(logging.INFO, "vedirect_async")
+    raw = (("PID", "0x203"), ("V", "12650"), ("I", "-1230"))  # no H18: like a label typo
+    async with FakeDomoticz(scripts={"vedirect_bmv.lua": _run_lua}) as fake:
+        fake.add_device(60, "V")  # idx 61 (I) is missing: a wrong idx in DEVICES
+        hub = Hub()
+        output = _output(
+            fake, mode="udevices", script="vedirect_bmv.lua", devices=[], interval=10.0
+        )
+        async with _running(output, hub) as state:
+            hub.publish(_reading(raw=raw))
+            await fake.wait_for(lambda: len(fake.lua_calls) == 1)
+            await _until(lambda: state.successes >= 1)
+        assert state.health is OutputHealth.OK
+    assert {u.idx: u.svalue for u in fake.updates} == {60: "12.650"}
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 # -- https --------------------------------------------------------------------------------------
 
 
