@@ -74,7 +74,6 @@ class DomoticzOutput(Output):
         self._stale: set[str] = set()
         # never re-post a reading this old: a silent device must not look alive in Domoticz
         self._stale_after = max(2 * config.interval, _STALE_MIN)
-        self._session: aiohttp.ClientSession | None = None
         self.ticks = 0
         self.ticks_skipped = 0
         self.rounds = 0
