@@ -37,7 +37,7 @@ from vedirect_async.hexframe import (
 )
 from vedirect_async.parser import HexRecord, Parser, TextBlock
 from vedirect_async.registers import REGISTERS, catalogue_value, encode_value
-from vedirect_async.simulator import KINDS, SimulatedDevice, open_stream
+from vedirect_async.simulator import KINDS, SimulatedDevice, SimulatorStream, open_stream
 
 ROOT = Path(__file__).resolve().parent.parent
 NOON = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)
@@ -596,3 +596,33 @@ async def test_simulate_pty_slow_answers_keep_the_text_flowing() -> None:
         ]
         assert arrived - sent >= 0.6
         assert pty.blocks >= seen + 4  # 0.6 s at speed 20: text went on (2 blocks a second)
+
+
+async def _first_update(name: str) -> dict[str, fields.Value]:
+    """The first text block of ``open_stream("mppt", name=name)``, as catalogue values."""
+    parser = Parser()
+    stream = open_stream("mppt", speed=1000, name=name)
+    assert isinstance(stream, SimulatorStream)
+    try:
+        async for chunk in stream:
+            for event in parser.feed(chunk):
+                if isinstance(event, TextBlock):
+                    return {
+                        found.name: fields.decode_value(found, raw)
+                        for label, raw in event.fields
+                        if (found := fields.lookup(label.decode())) is not None
+                    }
+    finally:
+        await stream.aclose()
+    raise AssertionError("the stream ended")
+
+
+async def test_open_stream_with_a_name_is_the_same_device_on_every_start() -> None:
+    """What the service does for `simulator:mppt` ports: two starts, one serial, no step back."""
+    first = await asyncio.wait_for(_first_update("roof"), timeout=10)
+    second = await asyncio.wait_for(_first_update("roof"), timeout=10)
+    other = await asyncio.wait_for(_first_update("barn"), timeout=10)
+    assert first["serial_number"] == second["serial_number"] != other["serial_number"]
+    assert isinstance(first["yield_total"], float)
+    assert isinstance(second["yield_total"], float)
+    assert second["yield_total"] >= first["yield_total"]
