@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vedirect_async import fields
 from vedirect_async.daily import FIRST_DAY, LAST_DAY, TOTAL, HistoryDay, HistoryTotal
@@ -38,6 +40,7 @@ from vedirect_async.hexframe import (
 from vedirect_async.parser import HexRecord, Parser, TextBlock
 from vedirect_async.registers import REGISTERS, catalogue_value, encode_value
 from vedirect_async.simulator import KINDS, SimulatedDevice, SimulatorStream, open_stream
+from vedirect_async.simulator.hexdevice import HexResponder
 
 ROOT = Path(__file__).resolve().parent.parent
 NOON = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)
@@ -626,3 +629,17 @@ async def test_open_stream_with_a_name_is_the_same_device_on_every_start() -> No
     assert isinstance(first["yield_total"], float)
     assert isinstance(second["yield_total"], float)
     assert second["yield_total"] >= first["yield_total"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(chunks=st.lists(st.binary(max_size=300), max_size=8))
+def test_any_host_bytes_get_valid_records_or_nothing(chunks: list[bytes]) -> None:
+    """Whatever a host writes: no exception, every answer a valid record, the buffer bounded."""
+    device = SimulatedDevice("mppt", seed=1)
+    device.next_second()
+    assert device.model is not None
+    responder = HexResponder(device.model)
+    for chunk in chunks:
+        for record in responder.feed(chunk):
+            HexFrame.parse(record)  # raises if the simulator sent a malformed record
+        assert responder.buffered <= 256

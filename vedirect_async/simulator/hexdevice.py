@@ -151,6 +151,11 @@ class HexResponder:
         self.active = False  # a valid command was seen: the device sends async records
         self.dropped = 0  # bytes thrown away (garbage, over-long lines)
 
+    @property
+    def buffered(self) -> int:
+        """Bytes of an unfinished host record held (at most 256)."""
+        return len(self._buffer)
+
     def feed(self, data: bytes) -> list[bytes]:
         """The records answering every complete host record in ``data`` (in order)."""
         buffer = self._buffer + data
