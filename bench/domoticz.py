@@ -29,9 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fake_domoticz import FakeDomoticz
-from vedirect_async.config import DomoticzConfig, DomoticzDevice
+from vedirect_async.config import DomoticzDevice
 from vedirect_async.hub import Hub
-from vedirect_async.outputs.domoticz import DomoticzOutput
+from vedirect_async.outputs.domoticz import DomoticzConfig, DomoticzOutput
 from vedirect_async.reading import Reading
 
 FIELDS = ("voltage", "current", "soc", "consumed_ah", "power", "time_to_go")

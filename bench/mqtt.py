@@ -36,9 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiomqtt
 
 from tests.mosquitto import Mosquitto
-from vedirect_async.config import DeviceConfig, MqttConfig, WatchdogConfig
+from vedirect_async.config import DeviceConfig, WatchdogConfig
 from vedirect_async.hub import Hub, ReaderState
 from vedirect_async.outputs.mqtt import MqttOutput, state_payload
+from vedirect_async.outputs.mqtt.config import MqttConfig
 from vedirect_async.reading import Reading
 from vedirect_async.session import DeviceSession
 from vedirect_async.simulator import SimulatedDevice

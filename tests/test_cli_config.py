@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vedirect_async import cli
-from vedirect_async.config import load_config
+from vedirect_async.settings import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from vedirect_async.config import ConfigError, load_config, masked
+from vedirect_async.outputs.domoticz import DomoticzConfig
+from vedirect_async.settings import ConfigError, load_config, masked
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,8 +76,8 @@ def test_env_overrides_and_masking(tmp_path: Path) -> None:
             "VEDIRECT_DEVICE__0__PORT": "/dev/ttyUSB1",
         },
     )
-    assert config.domoticz.password == "s3cret"
-    assert config.domoticz.interval == 12.0
+    assert config.section("domoticz", DomoticzConfig).password == "s3cret"
+    assert config.section("domoticz", DomoticzConfig).interval == 12.0
     assert config.device[0].port == "/dev/ttyUSB1"
     shown = masked(config)
     assert shown["domoticz"]["password"] == "***"

@@ -18,7 +18,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vedirect_async.config import Config, ConfigError, load_config
+from vedirect_async.settings import Config, ConfigError, load_config, schema
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "S3CR3T"
@@ -48,7 +48,7 @@ def _schema() -> dict[str, list[str]]:
                 if dataclasses.is_dataclass(item):
                     walk(typing.cast(type, item), inner)
 
-    walk(Config, "")
+    walk(schema(), "")  # the core sections and every registered output's
     return tables
 
 

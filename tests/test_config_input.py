@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from vedirect_async.config import Config, ConfigError, load_config
+from vedirect_async.settings import ConfigError, load_config, schema
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "MQTTSECRET-4f2a9c"
@@ -164,7 +164,7 @@ def _float_keys() -> list[tuple[str, str]]:
             elif hint is float:
                 found.append((header, f.name))
 
-    walk(Config, "")
+    walk(schema(), "")  # the core sections and every registered output's
     return found
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from vedirect_async.config import Config, ConfigError, CsvConfig, load_config
+from vedirect_async.config import Config, ConfigError, CsvConfig
 from vedirect_async.csv_columns import device_path, format_value, parse_columns
 from vedirect_async.hub import Hub, OutputHealth, OutputState, Subscription
 from vedirect_async.outputs import REGISTRY
@@ -38,6 +38,7 @@ from vedirect_async.outputs.csv_log import CsvOutput, csv_output
 from vedirect_async.outputs.delivery import Schedule
 from vedirect_async.parser import Parser, TextBlock
 from vedirect_async.reading import UNAVAILABLE, Assembler, Reading, Value
+from vedirect_async.settings import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "Time,Volts,Amps,AHr,SOC\n"
@@ -183,9 +184,10 @@ async def test_fsync_rows(tmp_path: Path) -> None:
 
 def test_factory_registered_and_none_when_disabled() -> None:
     """The registry builds the CSV output from [csv] and returns None when it is disabled."""
-    assert REGISTRY["csv"] is csv_output
+    assert REGISTRY["csv"].factory is csv_output
+    assert REGISTRY["csv"].kind is CsvConfig
     assert isinstance(csv_output(Config()), CsvOutput)
-    assert csv_output(Config(csv=CsvConfig(enabled=False))) is None
+    assert csv_output(Config(sections={"csv": CsvConfig(enabled=False)})) is None
 
 
 def test_one_file_per_device() -> None:

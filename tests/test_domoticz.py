@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 
 from tests.fake_domoticz import FakeDomoticz, Fault, LuaCall
-from vedirect_async.config import ConfigError, DomoticzConfig, DomoticzDevice, load_config
+from vedirect_async.config import ConfigError, DomoticzDevice
 from vedirect_async.fields import lookup
 from vedirect_async.hub import Hub, OutputHealth, OutputState
 from vedirect_async.outputs.domoticz import (
+    DomoticzConfig,
     DomoticzOutput,
     cli_domoticz,
     format_value,
@@ -31,6 +32,7 @@ from vedirect_async.outputs.domoticz import (
 )
 from vedirect_async.parser import Parser, TextBlock
 from vedirect_async.reading import UNAVAILABLE, Assembler, Reading, Value
+from vedirect_async.settings import load_config
 
 V = DomoticzDevice(idx=1, field="V", kind="voltage")
 
@@ -491,6 +493,11 @@ def test_device_row_must_name_a_device_when_there_are_several() -> None:
 # -- domoticz setup ------------------------------------------------------------------------------
 
 
+def _setup(args: argparse.Namespace) -> int:
+    """``domoticz setup`` as the CLI runs it: the file in ``args.config``, every section."""
+    return cli_domoticz(args, lambda: load_config(args.config))
+
+
 def _args(tmp_path: Path, url: str, **kw: Any) -> argparse.Namespace:
     config = tmp_path / "c.toml"
     config.write_text('[[device]]\nname = "bmv"\nport = "simulator:bmv712"\n')
@@ -514,7 +521,7 @@ async def test_setup_creates_devices_and_prints_config(
 ) -> None:
     """setup makes a Dummy hardware and one device per field and prints a loadable config."""
     async with FakeDomoticz() as fake:
-        code = await asyncio.to_thread(cli_domoticz, _args(tmp_path, fake.url))
+        code = await asyncio.to_thread(_setup, _args(tmp_path, fake.url))
     out = capsys.readouterr().out
     assert code == 0
     assert fake.hardware[2] == "vedirect"
@@ -531,8 +538,9 @@ async def test_setup_creates_devices_and_prints_config(
     config_file = tmp_path / "full.toml"
     config_file.write_text(out + '\n[[device]]\nname = "bmv"\nport = "simulator:bmv712"\n')
     loaded = load_config(config_file, environ={})
-    assert [d.idx for d in loaded.domoticz.devices] == [r["idx"] for r in rows]
-    DomoticzOutput(loaded.domoticz, ["bmv"])  # the printed rows resolve
+    section = loaded.section("domoticz", DomoticzConfig)
+    assert [d.idx for d in section.devices] == [r["idx"] for r in rows]
+    DomoticzOutput(section, ["bmv"])  # the printed rows resolve
 
 
 async def test_setup_dry_run_sends_nothing(
@@ -540,7 +548,7 @@ async def test_setup_dry_run_sends_nothing(
 ) -> None:
     """--dry-run prints the requests and sends none."""
     async with FakeDomoticz() as fake:
-        code = await asyncio.to_thread(cli_domoticz, _args(tmp_path, fake.url, dry_run=True))
+        code = await asyncio.to_thread(_setup, _args(tmp_path, fake.url, dry_run=True))
         assert fake.received == []
     out = capsys.readouterr().out
     assert code == 0
@@ -554,7 +562,7 @@ async def test_setup_needs_admin(tmp_path: Path, capsys: pytest.CaptureFixture[s
     users = {"admin": ("a", 2), "bob": ("b", 1)}
     async with FakeDomoticz(trusted=False, allow_plain_basic=True, users=users) as fake:
         args = _args(tmp_path, fake.url.replace("http://", "http://bob:b@"))
-        code = await asyncio.to_thread(cli_domoticz, args)
+        code = await asyncio.to_thread(_setup, args)
     assert code == 1
     assert "needs an admin" in capsys.readouterr().err
 

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from tests.fake_domoticz import FakeDomoticz
-from tests.test_domoticz import _args
-from vedirect_async.outputs.domoticz import cli_domoticz
+from tests.test_domoticz import _args, _setup
 
 Rows = list[dict[str, Any]]
 
@@ -20,7 +19,7 @@ async def _run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], fake: FakeDomoticz, **kw: Any
 ) -> tuple[int, str, Rows]:
     """One `domoticz setup` run: exit code, stdout, the printed [[domoticz.devices]] rows."""
-    code = await asyncio.to_thread(cli_domoticz, _args(tmp_path, fake.url, **kw))
+    code = await asyncio.to_thread(_setup, _args(tmp_path, fake.url, **kw))
     out = capsys.readouterr().out
     rows: Rows = tomllib.loads(out)["domoticz"]["devices"] if code == 0 else []
     return code, out, rows
@@ -71,7 +70,7 @@ async def test_a_device_of_another_type_is_refused_unless_forced(
         volts = next(r["idx"] for r in rows if r["field"] == "V")
         fake.devices[volts].subtype = "Text"
         count = len(fake.devices)
-        assert await asyncio.to_thread(cli_domoticz, _args(tmp_path, fake.url)) == 1
+        assert await asyncio.to_thread(_setup, _args(tmp_path, fake.url)) == 1
         err = capsys.readouterr().err
         assert "'bmv battery voltage'" in err
         assert "--force" in err
@@ -88,7 +87,7 @@ async def test_setup_401_with_a_username_does_not_ask_for_one(
     """A wrong password: "one of" the two causes, never "give --username" (it was given)."""
     async with FakeDomoticz(trusted=False, allow_plain_basic=True) as fake:
         args = _args(tmp_path, fake.url, username="admin")  # no password in the environment
-        assert await asyncio.to_thread(cli_domoticz, args) == 1
+        assert await asyncio.to_thread(_setup, args) == 1
         assert fake.hardware == {1: "Domoticz Internal"}
     err = capsys.readouterr().err
     assert "give --username" not in err
@@ -102,5 +101,5 @@ async def test_setup_401_without_a_username_asks_for_one(
 ) -> None:
     """No username and not trusted: then it does say to give --username."""
     async with FakeDomoticz(trusted=False) as fake:
-        assert await asyncio.to_thread(cli_domoticz, _args(tmp_path, fake.url)) == 1
+        assert await asyncio.to_thread(_setup, _args(tmp_path, fake.url)) == 1
     assert "give --username" in capsys.readouterr().err

@@ -27,15 +27,14 @@ from vedirect_async.config import (
     Config,
     CsvConfig,
     DeviceConfig,
-    DomoticzConfig,
     DomoticzDevice,
     HttpConfig,
-    MqttConfig,
     WatchdogConfig,
 )
 from vedirect_async.errors import PermanentDeliveryError, TransientDeliveryError
 from vedirect_async.hub import DeviceState, Hub, OutputHealth, ReaderState
 from vedirect_async.outputs import REGISTRY
+from vedirect_async.outputs.domoticz import DomoticzConfig
 from vedirect_async.outputs.mqtt import (
     UNKNOWN_OPTION,
     MqttOutput,
@@ -45,6 +44,7 @@ from vedirect_async.outputs.mqtt import (
     safe_topic_level,
     state_payload,
 )
+from vedirect_async.outputs.mqtt.config import MqttConfig
 from vedirect_async.outputs.mqtt.link import delivery_error
 from vedirect_async.parser import Parser, TextBlock
 from vedirect_async.reading import UNAVAILABLE, Assembler, Reading
@@ -366,9 +366,9 @@ def test_entity_mapping_covers_catalogue() -> None:
 
 def test_registry_factory() -> None:
     """The "mqtt" factory returns None when disabled and an output when enabled."""
-    assert REGISTRY["mqtt"](Config()) is None
-    config = Config(mqtt=MqttConfig(enabled=True))
-    output = REGISTRY["mqtt"](config)
+    assert REGISTRY["mqtt"].factory(Config()) is None
+    config = Config(sections={"mqtt": MqttConfig(enabled=True)})
+    output = REGISTRY["mqtt"].factory(config)
     assert isinstance(output, MqttOutput)
     assert output.latest_only
 
@@ -740,10 +740,12 @@ async def test_cancel_is_prompt_and_leaves_offline(broker: Mosquitto) -> None:
 def test_domoticz_config_is_shared() -> None:
     """The factory passes [[domoticz.devices]] and device names on to the output."""
     config = Config(
-        mqtt=MqttConfig(enabled=True, domoticz_in="domoticz/in"),
-        domoticz=DomoticzConfig(devices=[DomoticzDevice(idx=5, field="V", kind="voltage")]),
+        sections={
+            "mqtt": MqttConfig(enabled=True, domoticz_in="domoticz/in"),
+            "domoticz": DomoticzConfig(devices=[DomoticzDevice(idx=5, field="V", kind="voltage")]),
+        }
     )
-    output = REGISTRY["mqtt"](config)
+    output = REGISTRY["mqtt"].factory(config)
     assert isinstance(output, MqttOutput)
     assert [d.idx for d in output.domoticz_devices] == [5]
     assert output.device_names == ("bmv",)
@@ -809,7 +811,7 @@ async def test_service_on_pty_silenced_reader_goes_offline_then_online(
             silence_timeout=0.3, invalid_timeout=5, backoff_initial=0.01, backoff_max=0.05
         ),
         http=HttpConfig(enabled=False),
-        csv=CsvConfig(enabled=False),
+        sections={"csv": CsvConfig(enabled=False)},
     )
     output = MqttOutput(mqtt_config(broker, discovery=False), device_names=["bmv"])
     service = Service(config, outputs=[output])

@@ -21,7 +21,6 @@ import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from vedirect_async import fields
-from vedirect_async.config import MqttConfig
 from vedirect_async.hub import Hub, OutputHealth, ReaderState
 from vedirect_async.outputs.mqtt import (
     UNKNOWN_OPTION,
@@ -30,6 +29,7 @@ from vedirect_async.outputs.mqtt import (
     discovery_configs,
     state_payload,
 )
+from vedirect_async.outputs.mqtt.config import MqttConfig
 from vedirect_async.reading import UNAVAILABLE, Reading
 
 from .mosquitto import Mosquitto

@@ -99,7 +99,7 @@ def pty_config(link: Path) -> Config:
         device=[DeviceConfig(name="bmv", port=str(link))],
         watchdog=fast,
         http=HttpConfig(enabled=False),
-        csv=CsvConfig(enabled=False),
+        sections={"csv": CsvConfig(enabled=False)},
     )
 
 
@@ -182,7 +182,7 @@ async def test_two_devices_are_read_independently(tmp_path: Path) -> None:
         ],
         watchdog=base.watchdog,
         http=base.http,
-        csv=base.csv,
+        sections=base.sections,
     )
     counting = Counting(target=1_000_000)
     service = Service(config, outputs=[counting])
@@ -286,7 +286,7 @@ def test_summarize_shows_the_main_values_with_units() -> None:
 
 def test_reading_log_is_added_only_without_user_facing_outputs(tmp_path: Path) -> None:
     """With only CSV/HTTP the service logs readings at INFO; MQTT/Domoticz users get none."""
-    plain = Service(Config(csv=CsvConfig(path=str(tmp_path / "x.csv"))))
+    plain = Service(Config(sections={"csv": CsvConfig(path=str(tmp_path / "x.csv"))}))
     assert any(isinstance(o, ReadingLog) for o in plain.outputs)
     busy = Service(Config(), outputs=[Counting(1)])
     assert not any(isinstance(o, ReadingLog) for o in busy.outputs)
@@ -399,8 +399,13 @@ DEAF_OUTPUT = """
 import asyncio, sys
 from vedirect_async import cli
 from vedirect_async.errors import SubscriptionClosed
+from dataclasses import dataclass
 from vedirect_async.outputs import REGISTRY
-from vedirect_async.outputs.base import Output
+from vedirect_async.outputs.base import Output, OutputSpec
+
+@dataclass(frozen=True)
+class DeafConfig:
+    pass
 
 class Deaf(Output):
     name = "deaf"
@@ -412,8 +417,8 @@ class Deaf(Output):
             except (asyncio.CancelledError, SubscriptionClosed):
                 await asyncio.sleep(0.01)  # ignores every cancellation: a bug
 
-REGISTRY["deaf"] = lambda config: Deaf()
-sys.exit(cli.main(["run"]))
+registry = {**REGISTRY, "deaf": OutputSpec("deaf", DeafConfig, lambda config: Deaf())}
+sys.exit(cli.main(["run"], registry=registry))
 """
 
 

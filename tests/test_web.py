@@ -19,12 +19,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.webfeed import FakeClock, Feed, free_port, make_config
 from vedirect_async import cli
-from vedirect_async.config import Config, ConfigError, load_config
 from vedirect_async.healthcheck import config_url, health_url
 from vedirect_async.history import MAX_FIELDS, History, read_csv_tail
 from vedirect_async.hub import Hub
 from vedirect_async.outputs.csv_log import csv_output
 from vedirect_async.reading import UNAVAILABLE, Reading
+from vedirect_async.settings import Config, ConfigError, load_config
 from vedirect_async.web import WebServer, make_app
 
 
@@ -467,7 +467,7 @@ async def test_history_backfill_follows_csv_config(tmp_path: Path) -> None:
         columns=["When=time", "Battery=V", "soc", "solar:PPV"],
         time_format="utc",
     )
-    config = dataclasses.replace(config, csv=csv)
+    config = config.with_section("csv", csv)
     now = int(time.time())
     stamp = datetime.fromtimestamp(now - 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     write(str(tmp_path / "log_bmv.csv"), f"When,Battery,soc\n{stamp},12.5,,\n")
@@ -484,7 +484,7 @@ async def test_history_backfills_from_the_real_csv_output(tmp_path: Path) -> Non
     """Rows the CSV output wrote in a previous run come back as history points after a restart."""
     config = make_config(tmp_path)
     csv_config = dataclasses.replace(config.csv, interval=0)  # a row per reading
-    output = csv_output(dataclasses.replace(config, csv=csv_config))
+    output = csv_output(config.with_section("csv", csv_config))
     assert output is not None
     writer_hub, clock = Hub(), FakeClock()
     wall = [datetime.now(UTC) - timedelta(minutes=10)]

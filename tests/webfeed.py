@@ -11,11 +11,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from vedirect_async.config import Config, load_config
 from vedirect_async.csv_columns import format_time, format_value
 from vedirect_async.decoder import Decoder
 from vedirect_async.hub import Hub, ReaderState
 from vedirect_async.reading import Reading
+from vedirect_async.settings import Config, load_config
 from vedirect_async.simulator import SimulatedDevice
 
 

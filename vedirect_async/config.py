@@ -20,15 +20,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Mapping
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any, Literal, NoReturn, Protocol, TypeVar
 
 from .commands import register_problem
-from .config_loader import ENV_PREFIX, SECRET_KEYS, Loader, apply_env, masked, read_document
-from .csv_columns import ColumnError, parse_columns
+from .config_loader import ENV_PREFIX, SECRET_KEYS, Loader, apply_env, read_document
+from .config_loader import masked as masked_tables
+from .csv_columns import CsvConfig
 from .errors import ConfigError
 
 __all__ = [
@@ -38,19 +39,26 @@ __all__ = [
     "ConfigError",
     "CsvConfig",
     "DeviceConfig",
-    "DomoticzConfig",
     "DomoticzDevice",
+    "Fail",
     "HttpConfig",
     "LoggingConfig",
-    "MqttConfig",
+    "Section",
     "WatchdogConfig",
+    "doc",
     "load_config",
     "masked",
+    "schema",
 ]
 
 
-def _doc(text: str, **bounds: Any) -> dict[str, Any]:
+def doc(text: str, **bounds: Any) -> dict[str, Any]:
+    """A field's ``metadata``: its one-line description and optional bounds (min, max,
+    choices), for sections anywhere (outputs declare theirs with it too)."""
     return {"doc": text, **bounds}
+
+
+_doc = doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,41 +128,6 @@ class WatchdogConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class CsvConfig:
-    enabled: bool = field(default=True, metadata=_doc("write the CSV log"))
-    path: str = field(default="vedirect_data.csv", metadata=_doc("CSV file (old script's name)"))
-    interval: float = field(
-        default=30.0, metadata=_doc("seconds between rows; 0 = every reading", min=0.0)
-    )
-    columns: list[str] = field(
-        default_factory=lambda: ["Time", "Volts=V", "Amps=I", "AHr=CE", "SOC=SOC"],
-        metadata=_doc(
-            "columns: [device:]Header=field or [device:]field; field = catalogue name or "
-            "VE.Direct label, or the pseudo-fields time and device"
-        ),
-    )
-    time_format: Literal["local", "utc"] = field(
-        default="local", metadata=_doc("Time column: ISO 8601 local time with offset, or UTC")
-    )
-    fsync: bool = field(default=False, metadata=_doc("fsync after each row (wears SD cards)"))
-    rotate: Literal["none", "daily", "size"] = field(
-        default="none", metadata=_doc("start a new file each day or at max_bytes")
-    )
-    max_bytes: int = field(
-        default=10_000_000, metadata=_doc("rotate = size: file size limit", min=1_000)
-    )
-    retention: int = field(
-        default=30, metadata=_doc("rotated files kept per device; 0 = keep all", min=0)
-    )
-    queue_size: int = field(
-        default=1024, metadata=_doc("rows held while the disk fails, and readings queued", min=1)
-    )
-    timeout: float = field(
-        default=10.0, metadata=_doc("a file operation taking longer fails (dead disk)", min=0.1)
-    )
-
-
-@dataclass(frozen=True, slots=True)
 class HttpConfig:
     enabled: bool = field(default=True, metadata=_doc("serve /health, /metrics, /api, the page"))
     host: str = field(default="127.0.0.1", metadata=_doc("listen address (0.0.0.0 in Docker)"))
@@ -219,131 +192,141 @@ class DomoticzDevice:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class DomoticzConfig:
-    enabled: bool = field(default=False, metadata=_doc("post readings to Domoticz"))
-    url: str = field(default="http://127.0.0.1:8080", metadata=_doc("base URL of Domoticz"))
-    interval: float = field(default=30.0, metadata=_doc("seconds between posts", min=0.1))
-    mode: Literal["udevice", "udevices"] = field(
-        default="udevice", metadata=_doc("udevice (per-idx) or udevices (legacy Lua parser)")
-    )
-    script: str = field(default="ap_bmv.lua", metadata=_doc("Lua parser name for mode = udevices"))
-    timeout: float = field(default=5.0, metadata=_doc("per-request timeout", min=0.1))
-    username: str = field(default="", metadata=_doc("basic-auth user; empty = no auth"))
-    password: str = field(default="", metadata=_doc("basic-auth password (prefer the env var)"))
-    password_file: str = field(
-        default="", metadata=_doc("file holding the basic-auth password (first line)")
-    )
-    verify_tls: bool = field(
-        default=True, metadata=_doc("https: verify the server certificate (keep it on)")
-    )
-    ca_file: str = field(
-        default="", metadata=_doc("https: extra CA / self-signed certificate (PEM) to trust")
-    )
-    heartbeat: float = field(
-        default=300.0,
-        metadata=_doc(
-            "re-post unchanged values this often; 0 = post every value each interval", min=0.0
-        ),
-    )
-    post_on_change: bool = field(
-        default=True,
-        metadata=_doc("post at once when alarm, relay, charger state or error changes"),
-    )
-    backoff_max: float = field(
-        default=60.0, metadata=_doc("longest wait between retries while Domoticz fails", min=0.1)
-    )
-    probe: bool = field(
-        default=True, metadata=_doc("at start, ask Domoticz its version and check each idx")
-    )
-    fail_when_rejected: Literal["all", "any", "never"] = field(
-        default="all",
-        metadata=_doc(
-            "when rejected posts (ERR or 403 for an idx, udevices ERR) make the output failed: "
-            "all = a round in which Domoticz accepted none, any = any rejected post, "
-            "never = rejections only degrade it"
-        ),
-    )
-    infinite_value: float = field(
-        default=99999.0,
-        metadata=_doc(
-            "number posted to a numeric device for an infinite value (time to go while the "
-            "battery is not discharging); text and alert devices get 'infinite'"
-        ),
-    )
-    devices: list[DomoticzDevice] = field(
-        default_factory=list, metadata=_doc("[[domoticz.devices]] idx mapping")
-    )
+Fail = Callable[[str, object, str], NoReturn]
+"""``fail(key, value, expected)``: raise the one-line :class:`ConfigError` for ``key`` (a key of
+the section being checked, e.g. ``"prefix"`` or ``"devices[2].idx"``), with file and line."""
 
 
-@dataclass(frozen=True, slots=True)
-class MqttConfig:
-    enabled: bool = field(default=False, metadata=_doc("publish readings to an MQTT broker"))
-    host: str = field(default="127.0.0.1", metadata=_doc("broker host"))
-    port: int = field(default=1883, metadata=_doc("broker port", min=1, max=65535))
-    prefix: str = field(default="vedirect", metadata=_doc("topic prefix"))
-    username: str = field(default="", metadata=_doc("broker user; empty = anonymous"))
-    password: str = field(default="", metadata=_doc("broker password (prefer the env var)"))
-    client_id: str = field(
-        default="",
-        metadata=_doc("client id stem; empty = vedirect-<hostname>; '-<device>' is appended"),
-    )
-    qos: int = field(default=1, metadata=_doc("QoS of state/availability messages", min=0, max=2))
-    retain: bool = field(default=True, metadata=_doc("retain state messages"))
-    state_interval: float = field(
-        default=0.0, metadata=_doc("seconds between state messages; 0 = every reading", min=0.0)
-    )
-    per_field_topics: bool = field(
-        default=False, metadata=_doc("also publish <prefix>/<device>/<field> plain values")
-    )
-    discovery: bool = field(default=True, metadata=_doc("publish Home Assistant discovery"))
-    discovery_prefix: str = field(
-        default="homeassistant", metadata=_doc("Home Assistant discovery prefix")
-    )
-    domoticz_in: str = field(
-        default="",
-        metadata=_doc("Domoticz MQTT input topic (e.g. domoticz/in) fed from [[domoticz.devices]]"),
-    )
-    keepalive: int = field(default=30, metadata=_doc("MQTT keepalive", min=5, max=3600))
-    timeout: float = field(default=10.0, metadata=_doc("connect/publish timeout", min=0.1))
-    reconnect_initial: float = field(default=1.0, metadata=_doc("first reconnect delay", min=0.01))
-    reconnect_max: float = field(
-        default=15.0, metadata=_doc("reconnect delay cap (back within 15 s of a broker)", min=0.01)
-    )
-    tls: bool = field(default=False, metadata=_doc("connect with TLS (usually port 8883)"))
-    ca_file: str = field(default="", metadata=_doc("CA bundle for TLS; empty = system CAs"))
+class Section(Protocol):
+    """A configuration section that is not part of the core (an output's ``[csv]``, ``[mqtt]``):
+    its table name, its dataclass (field defaults, ``metadata`` docs and bounds drive the
+    loader, as for the core sections) and its own cross-key validation. The caller hands the
+    sections to :func:`load_config` (``settings.load_config`` hands every registered output's),
+    so this module never imports an output."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> type[Any]: ...
+
+    @property
+    def validate(self) -> Callable[[Any, Config, Fail], None] | None: ...
+
+
+_S = TypeVar("_S")
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """The whole configuration; ``source`` is the file it came from (for messages)."""
+    """The whole configuration; ``source`` is the file it came from (for messages).
+
+    The core sections are fields; each registered section (an output's) is in ``sections``
+    under its table name: read it with :meth:`section`. ``csv`` is a shortcut for the CSV
+    section, which the web page's history backfill reads too.
+    """
 
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     device: list[DeviceConfig] = field(default_factory=lambda: [DeviceConfig()])
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
-    csv: CsvConfig = field(default_factory=CsvConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
-    domoticz: DomoticzConfig = field(default_factory=DomoticzConfig)
-    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    sections: Mapping[str, Any] = field(default_factory=dict, metadata=_doc("", internal=True))
     source: str = field(default="<defaults>", metadata=_doc("", internal=True))
+
+    def section(self, name: str, kind: type[_S]) -> _S:
+        """The ``[name]`` section; its defaults when it was not loaded (not registered)."""
+        found = self.sections.get(name)
+        if found is None:
+            return kind()
+        if not isinstance(found, kind):
+            raise TypeError(f"[{name}] is a {type(found).__name__}, not a {kind.__name__}")
+        return found
+
+    @property
+    def csv(self) -> CsvConfig:
+        return self.section("csv", CsvConfig)
+
+    def with_section(self, name: str, value: object) -> Config:
+        """A copy with the ``[name]`` section replaced (tests, tools)."""
+        return dataclasses.replace(self, sections={**self.sections, name: value})
 
 
 # -- loading -----------------------------------------------------------------------------
 
 
-def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:
-    """Read, overlay the environment and validate. ``None`` = defaults plus environment."""
+def load_config(
+    path: str | Path | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    sections: Sequence[Section] = (),
+) -> Config:
+    """Read, overlay the environment and validate. ``None`` = defaults plus environment.
+
+    ``sections`` are the tables besides the core ones (the outputs'); any other table is an
+    unknown key (with its line). Each section is built by the same loader, so its errors,
+    environment overrides (``VEDIRECT_<SECTION>__<KEY>``) and masking work as for the core.
+    """
     env = os.environ if environ is None else environ
     shown, text, data = read_document(path)
-    origins = apply_env(data, env, Config)
+    root = schema(sections)
+    origins = apply_env(data, env, root)
     loader = Loader(shown, text, origins)
-    config: Config = loader.build(Config, data, "")
+    built = loader.build(root, data, "")
+    core = {f.name: getattr(built, f.name) for f in _core_fields()}
+    tables = {s.name: getattr(built, s.name) for s in sections}
+    config = Config(**core, sections=tables, source=shown)
     _cross_check(config, loader)
-    return dataclasses.replace(config, source=shown)
+    for spec in sections:
+        if spec.validate is not None:
+            spec.validate(tables[spec.name], config, _section_fail(loader, spec.name))
+    return config
 
 
-# a URL with a scheme and an authority, no spaces or control characters (urlsplit would pass)
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#]+[^\s]*")
+def _core_fields() -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(Config) if not f.metadata.get("internal")]
+
+
+def schema(sections: Sequence[Section]) -> type[Any]:
+    """The root table's dataclass: the core sections plus the given ones (what the loader,
+    environment overrides and key listings walk)."""
+    hints = typing.get_type_hints(Config)
+    spec: list[tuple[str, Any, Any]] = [
+        (f.name, hints[f.name], field(default_factory=_factory_of(f), metadata=f.metadata))
+        for f in _core_fields()
+    ]
+    taken = {name for name, _, _ in spec}
+    for section in sections:
+        if section.name in taken or not dataclasses.is_dataclass(section.kind):
+            raise TypeError(f"section {section.name!r}: a new name and a dataclass expected")
+        taken.add(section.name)
+        spec.append((section.name, section.kind, field(default_factory=section.kind)))
+    return dataclasses.make_dataclass("Settings", spec, frozen=True)
+
+
+def _factory_of(f: dataclasses.Field[Any]) -> Callable[[], Any]:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory
+    default = f.default
+    return lambda: default
+
+
+def _section_fail(loader: Loader, name: str) -> Fail:
+    def fail(key: str, value: object, expected: str) -> NoReturn:
+        loader.fail(f"{name}.{key}", value, expected)
+
+    return fail
+
+
+def masked(config: object) -> dict[str, Any]:
+    """The configuration as plain data, secrets ``***``; each section as its own table."""
+    data = masked_tables(config)
+    if isinstance(config, Config):
+        data.pop("sections", None)
+        source = data.pop("source", None)
+        for name, section in config.sections.items():
+            data[name] = masked_tables(section)
+        data["source"] = source
+    return data
 
 
 def _cross_check(config: Config, loader: Loader) -> None:
@@ -370,23 +353,9 @@ def _cross_check(config: Config, loader: Loader) -> None:
                 dev.port,
                 "a serial device path or simulator:bmv712|mppt|smartshunt",
             )
-    for key in ("prefix", "discovery_prefix"):  # MQTT topics: wildcards would subscribe, not name
-        topic = getattr(config.mqtt, key)
-        if not re.fullmatch(r"[^/+#\s]+(/[^/+#\s]+)*", topic):
-            loader.fail(f"mqtt.{key}", topic, "a topic prefix without +, #, spaces or empty levels")
-    url = urlsplit(config.domoticz.url) if _URL.fullmatch(config.domoticz.url) else None
-    if url is None or url.scheme.lower() not in ("http", "https") or not url.hostname:
-        loader.fail(
-            "domoticz.url", config.domoticz.url, "http(s)://host:port (port, /path optional)"
-        )
     if config.watchdog.backoff_max < config.watchdog.backoff_initial:
         loader.fail(
             "watchdog.backoff_max",
             config.watchdog.backoff_max,
             f"a number >= watchdog.backoff_initial ({config.watchdog.backoff_initial})",
         )
-    # csv.columns name catalogue fields: checked here so check-config reports them with the line
-    try:
-        parse_columns(config.csv.columns, [dev.name for dev in config.device])
-    except ColumnError as exc:
-        loader.fail(f"csv.columns[{exc.index}]", exc.spec, exc.expected)

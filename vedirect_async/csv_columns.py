@@ -14,6 +14,7 @@ imports another: this module sits in the protocol layer and imports only the fie
 - **Cells**: UNAVAILABLE (``---``) and absent fields are empty; ON/OFF as ``ON``/``OFF``;
   bitmask reasons joined with ``|``; TTG's infinity as ``inf``; text quoted when it holds a
   comma, a quote or edge spaces, and control characters replaced so one row is one line.
+- **Section**: :class:`CsvConfig` is ``[csv]`` (the CSV output registers it).
 - **Time**: the reading's own timestamp, ISO 8601 to the second, local with its UTC offset
   (unambiguous across DST) or UTC (``...Z``).
 """
@@ -23,9 +24,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Literal
 
 from .errors import ConfigError
 from .fields import lookup
@@ -34,6 +36,7 @@ from .reading import UNAVAILABLE, Reading, Value
 __all__ = [
     "Column",
     "ColumnError",
+    "CsvConfig",
     "Rows",
     "device_path",
     "format_time",
@@ -42,6 +45,12 @@ __all__ = [
 ]
 
 _PSEUDO = ("time", "device")
+
+
+def _doc(text: str, **bounds: Any) -> dict[str, Any]:
+    return {"doc": text, **bounds}  # the loader's field metadata (config.doc, one layer up)
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -161,3 +170,41 @@ class Rows:
             else:
                 cells.append(format_value(values.get(column.source), column.decimals))
         return (",".join(cells) + "\n").encode()
+
+
+@dataclass(frozen=True, slots=True)
+class CsvConfig:
+    """``[csv]``: the CSV output's section. It lives here, with the column rules, because the
+    web page's history backfill reads the same files (and the web imports no output)."""
+
+    enabled: bool = field(default=True, metadata=_doc("write the CSV log"))
+    path: str = field(default="vedirect_data.csv", metadata=_doc("CSV file (old script's name)"))
+    interval: float = field(
+        default=30.0, metadata=_doc("seconds between rows; 0 = every reading", min=0.0)
+    )
+    columns: list[str] = field(
+        default_factory=lambda: ["Time", "Volts=V", "Amps=I", "AHr=CE", "SOC=SOC"],
+        metadata=_doc(
+            "columns: [device:]Header=field or [device:]field; field = catalogue name or "
+            "VE.Direct label, or the pseudo-fields time and device"
+        ),
+    )
+    time_format: Literal["local", "utc"] = field(
+        default="local", metadata=_doc("Time column: ISO 8601 local time with offset, or UTC")
+    )
+    fsync: bool = field(default=False, metadata=_doc("fsync after each row (wears SD cards)"))
+    rotate: Literal["none", "daily", "size"] = field(
+        default="none", metadata=_doc("start a new file each day or at max_bytes")
+    )
+    max_bytes: int = field(
+        default=10_000_000, metadata=_doc("rotate = size: file size limit", min=1_000)
+    )
+    retention: int = field(
+        default=30, metadata=_doc("rotated files kept per device; 0 = keep all", min=0)
+    )
+    queue_size: int = field(
+        default=1024, metadata=_doc("rows held while the disk fails, and readings queued", min=1)
+    )
+    timeout: float = field(
+        default=10.0, metadata=_doc("a file operation taking longer fails (dead disk)", min=0.1)
+    )

@@ -22,14 +22,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from .backoff import Backoff
-from .config import Config, ConfigError, load_config, masked
+from .config import Config, ConfigError, masked
 from .fields import lookup
 from .hub import Hub, OutputState, Subscription
 from .logsetup import RateLimitedLogger, setup_logging
-from .outputs import build_outputs
+from .outputs import REGISTRY, OutputSpec, build_outputs
 from .outputs.base import Output
 from .reading import Reading
 from .session import DeviceSession
+from .settings import load_config
 from .watchdog import Watchdog
 from .web import WebServer
 
@@ -176,11 +177,16 @@ class Service:
     """The running service: build with a config (no I/O), then ``await run(stop)``."""
 
     def __init__(
-        self, config: Config, hub: Hub | None = None, outputs: Sequence[Output] | None = None
+        self,
+        config: Config,
+        hub: Hub | None = None,
+        outputs: Sequence[Output] | None = None,
+        *,
+        registry: Mapping[str, OutputSpec] = REGISTRY,
     ) -> None:
         self.config = config
         self.hub = hub or Hub()
-        self.outputs = list(build_outputs(config) if outputs is None else outputs)
+        self.outputs = list(build_outputs(config, registry) if outputs is None else outputs)
         interval = config.logging.readings_interval
         if interval > 0 and not {o.name for o in self.outputs} - _SILENT_OUTPUTS:
             self.outputs.append(ReadingLog(interval))
@@ -285,38 +291,43 @@ async def _cancel(tasks: list[asyncio.Task[None]], grace: float, what: str) -> N
 # -- command line -----------------------------------------------------------------------------
 
 
-def _load(path: str | None) -> Config | None:
+def _load(path: str | None, registry: Mapping[str, OutputSpec] = REGISTRY) -> Config | None:
     """The configuration at ``path`` (None: defaults; the command line chose the file)."""
     try:
-        config = load_config(path)
+        config = load_config(path, registry=registry)
     except ConfigError as exc:
         sys.stderr.write(f"vedirect-async: {exc}\n")
         return None
     try:
-        build_outputs(config)  # an output's own checks (domoticz.url...): now, not at start
+        build_outputs(
+            config, registry
+        )  # an output's own checks (domoticz.url...): now, not at start
     except ConfigError as exc:
         sys.stderr.write(f"vedirect-async: {config.source}: {exc}\n")
         return None
     return config
 
 
-def cli_run(path: str | None) -> int:
-    """``run``: the service in the foreground until SIGTERM/SIGINT; exit 0, or 2 on bad config."""
-    config = _load(path)
+def cli_run(path: str | None, registry: Mapping[str, OutputSpec] = REGISTRY) -> int:
+    """``run``: the service in the foreground until SIGTERM/SIGINT; exit 0, or 2 on bad config.
+    ``registry``: the outputs (their sections, factories), normally all registered ones."""
+    config = _load(path, registry)
     if config is None:
         return 2
     handle = setup_logging(config.logging)
     _LOGGER.info("configuration from %s", config.source)
     deadline = _HardDeadline()
     try:
-        asyncio.run(_serve(config, deadline))
+        asyncio.run(_serve(config, deadline, registry))
     finally:
         deadline.cancel()
         handle.close()
     return 0
 
 
-async def _serve(config: Config, deadline: _HardDeadline) -> None:
+async def _serve(
+    config: Config, deadline: _HardDeadline, registry: Mapping[str, OutputSpec] = REGISTRY
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -334,7 +345,7 @@ async def _serve(config: Config, deadline: _HardDeadline) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     try:
-        await Service(config).run(stop)
+        await Service(config, registry=registry).run(stop)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
@@ -362,9 +373,11 @@ class _HardDeadline:
         os._exit(1)
 
 
-def cli_check_config(path: str | None, output_format: str = "toml") -> int:
+def cli_check_config(
+    path: str | None, output_format: str = "toml", registry: Mapping[str, OutputSpec] = REGISTRY
+) -> int:
     """``check-config``: validate and print the effective configuration (secrets masked)."""
-    config = _load(path)
+    config = _load(path, registry)
     if config is None:
         return 2
     data = masked(config)

@@ -14,10 +14,14 @@ import argparse
 import contextlib
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from . import commands
 from .config_file import DEFAULT_CONFIG
+
+if TYPE_CHECKING:
+    from ..outputs.base import OutputSpec
 
 __all__ = ["build_parser", "main", "run_main"]
 
@@ -43,7 +47,9 @@ class _VersionAction(argparse.Action):
         parser.exit(message=f"{parser.prog} {__version__}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(registry: Mapping[str, OutputSpec] | None = None) -> argparse.ArgumentParser:
+    """The command line; ``registry``: the outputs whose sub-commands it offers (None: none,
+    and nothing of the outputs is imported)."""
     parser = argparse.ArgumentParser(
         prog="vedirect-async",
         description="Read Victron VE.Direct devices; feed Domoticz, CSV, MQTT and HTTP.",
@@ -56,25 +62,54 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"configuration file (default: {DEFAULT_CONFIG} if present)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_all(sub)
-    parser.set_defaults(handler=commands.run)
+    commands.add_all(sub, registry)
+    parser.set_defaults(handler=commands.run, registry=registry)
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *, early_stop: bool = False) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    early_stop: bool = False,
+    registry: Mapping[str, OutputSpec] | None = None,
+) -> int:
     """Parse ``argv`` and run the sub-command; returns the process exit code.
 
     ``early_stop`` (the console entry point): a SIGTERM that arrives while ``run`` is still
     importing, before the service has installed its own handlers, exits 0 as a stop does,
     instead of killing the process (exit 143) or, as PID 1, being ignored.
     """
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if registry is None and _names_an_output_command(words):
+        from ..outputs import REGISTRY  # noqa: PLC0415 - only for an output's sub-command
+
+        registry = REGISTRY
+    args = build_parser(registry).parse_args(words)
     if args.command is None:
         args.command = "run"
     if early_stop and args.command == "run":
         signal.signal(signal.SIGTERM, _stop_before_start)
     handler: Handler = args.handler
     return handler(args)
+
+
+def _names_an_output_command(words: Sequence[str]) -> bool:
+    """Does the command line name a sub-command that is not a core one (an output's), or ask
+    for the top-level help (which lists them)? Only then are the outputs imported, so
+    ``health`` (run by Docker every interval) stays light."""
+    command: str | None = None
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in ("--config", "-c"):
+            skip = True
+        elif not word.startswith("-"):
+            command = word
+            break
+    if command is None:
+        return any(word in ("-h", "--help") for word in words)
+    return command not in commands.core_commands()
 
 
 def _stop_before_start(signum: int, frame: object) -> None:

@@ -9,25 +9,52 @@ registry. Every handler that reads a configuration gets its path from
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from .config_file import config_file
 
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..outputs.base import OutputCommand, OutputSpec
+
 # ruff: noqa: PLC0415 - the imports inside the handlers are the point of this module
 
-__all__ = ["add_all", "run"]
+__all__ = ["add_all", "core_commands", "run"]
 
 SubParsers = argparse._SubParsersAction
 
 
-def add_all(sub: SubParsers[argparse.ArgumentParser]) -> None:
-    """Add every sub-command to ``sub``."""
-    _add_run(sub)
-    _add_decode(sub)
-    _add_simulate(sub)
-    _add_check_config(sub)
-    _add_health(sub)
-    _add_domoticz(sub)
-    _add_hex(sub)
+def add_all(
+    sub: SubParsers[argparse.ArgumentParser], registry: Mapping[str, OutputSpec] | None = None
+) -> None:
+    """Add every sub-command to ``sub``: the core ones, and each output's of ``registry`` (None:
+    the output commands are left out, so nothing of the outputs is imported; ``run`` and
+    ``check-config`` then load the registered outputs when they run)."""
+    for add in _CORE:
+        add(sub)
+    for spec in (registry or {}).values():
+        for command in spec.commands:
+            _add_output_command(sub, command)
+
+
+def core_commands() -> frozenset[str]:
+    """The names of the core sub-commands (they need no output to be imported to parse)."""
+    sub = argparse.ArgumentParser().add_subparsers()
+    for add in _CORE:
+        add(sub)
+    return frozenset(sub.choices or ())
+
+
+def _registry(args: argparse.Namespace) -> Mapping[str, OutputSpec]:
+    """The outputs the command line was built with, else every registered one."""
+    given: Mapping[str, OutputSpec] | None = getattr(args, "registry", None)
+    if given is not None:
+        return given
+    from ..outputs import REGISTRY
+
+    return REGISTRY
 
 
 # -- run -------------------------------------------------------------------------------------
@@ -43,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     """``run`` (and no command at all): the service in the foreground."""
     from ..service import cli_run
 
-    return cli_run(config_file(args.config))
+    return cli_run(config_file(args.config), _registry(args))
 
 
 # -- decode ----------------------------------------------------------------------------------
@@ -120,7 +147,7 @@ def _add_check_config(sub: SubParsers[argparse.ArgumentParser]) -> None:
 def _check_config(args: argparse.Namespace) -> int:
     from ..service import cli_check_config
 
-    return cli_check_config(config_file(args.path or args.config), args.format)
+    return cli_check_config(config_file(args.path or args.config), args.format, _registry(args))
 
 
 # -- health ----------------------------------------------------------------------------------
@@ -142,42 +169,26 @@ def _health(args: argparse.Namespace) -> int:
     return probe(url, config_file(args.config) if url is None else None, args.timeout)
 
 
-# -- domoticz --------------------------------------------------------------------------------
+# -- the outputs' own sub-commands (domoticz setup, ...) ---------------------------------------
 
 
-def _add_domoticz(sub: SubParsers[argparse.ArgumentParser]) -> None:
-    domoticz = sub.add_parser("domoticz", help="Domoticz helpers")
-    dsub = domoticz.add_subparsers(dest="domoticz_command", metavar="ACTION", required=True)
-    setup = dsub.add_parser("setup", help="create Dummy hardware and virtual devices")
-    setup.add_argument("--url", required=True, help="Domoticz base URL")
-    setup.add_argument("--device", default=None, help="which [[device]] (default: the first)")
-    setup.add_argument(
-        "--kind",
-        default=None,
-        help="device type for the field set (bmv, smartshunt, mppt); "
-        "default from the device's simulator/port",
-    )
-    setup.add_argument("--username", default=None)
-    setup.add_argument(
-        "--password-env",
-        default="VEDIRECT_DOMOTICZ__PASSWORD",
-        help="environment variable holding the password",
-    )
-    setup.add_argument("--hardware-name", default="vedirect")
-    setup.add_argument("--dry-run", action="store_true", help="print the requests, send none")
-    setup.add_argument(
-        "--force",
-        action="store_true",
-        help="create a new hardware and new devices even if ones of these names exist",
-    )
-    setup.set_defaults(handler=_domoticz)
+def _add_output_command(sub: SubParsers[argparse.ArgumentParser], command: OutputCommand) -> None:
+    parser = sub.add_parser(command.name, help=command.help)
+    command.add_arguments(parser)
+    parser.set_defaults(handler=functools.partial(_output_command, command))
 
 
-def _domoticz(args: argparse.Namespace) -> int:
-    from ..outputs.domoticz import cli_domoticz
+def _output_command(command: OutputCommand, args: argparse.Namespace) -> int:
+    """Run an output's sub-command; it reads the configuration the command line chose."""
+    from ..settings import load_config
 
-    args.config = config_file(args.config)
-    return cli_domoticz(args)
+    path = config_file(args.config)
+    registry = _registry(args)
+
+    def load() -> Config:
+        return load_config(path, registry=registry)
+
+    return command.run(args, load)
 
 
 # -- hex -------------------------------------------------------------------------------------
@@ -187,3 +198,13 @@ def _add_hex(sub: SubParsers[argparse.ArgumentParser]) -> None:
     from .hex import add_hex
 
     add_hex(sub)
+
+
+_CORE: tuple[Callable[[SubParsers[argparse.ArgumentParser]], None], ...] = (
+    _add_run,
+    _add_decode,
+    _add_simulate,
+    _add_check_config,
+    _add_health,
+    _add_hex,
+)

@@ -1,37 +1,39 @@
-"""Outputs: one module per destination, registered in :data:`REGISTRY`.
+"""Outputs: one module (or small package) per destination, registered in :data:`REGISTRY`.
 
-Adding an output = one new module with an :class:`~.base.Output` subclass, plus one line in
-``REGISTRY`` mapping the config section to a factory that returns the output, or None when
-that output is disabled.
+Adding an output = one new module with an :class:`~.base.Output` subclass and its
+:class:`~.base.OutputSpec` (config section, validation, factory, subcommands), plus one line in
+``REGISTRY``. The service builds the outputs and the CLI adds their subcommands from here, and
+:mod:`vedirect_async.settings` hands their sections to the configuration loader; nothing else
+has to change (docs/architecture.md, "How to add an output").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from ..config import Config
-from .base import Output
-from .csv_log import csv_output
-from .domoticz import domoticz_output
-from .mqtt import mqtt_output
+from . import csv_log, domoticz, mqtt
+from .base import Output, OutputCommand, OutputSpec
 
-__all__ = ["REGISTRY", "Output", "build_outputs"]
+__all__ = ["REGISTRY", "Output", "OutputCommand", "OutputSpec", "build_outputs"]
 
-Factory = Callable[[Config], Output | None]
+# config section -> spec, one line per output; the order is the start order. Read-only: a test
+# or a tool with another output passes its own registry (``{**REGISTRY, "x": spec}``) down.
+REGISTRY: Mapping[str, OutputSpec] = MappingProxyType(
+    {
+        csv_log.SPEC.name: csv_log.SPEC,
+        domoticz.SPEC.name: domoticz.SPEC,
+        mqtt.SPEC.name: mqtt.SPEC,
+    }
+)
 
-# config section name -> factory (the order is the start order).
-REGISTRY: dict[str, Factory] = {
-    "csv": csv_output,
-    "domoticz": domoticz_output,
-    "mqtt": mqtt_output,
-}
 
-
-def build_outputs(config: Config) -> list[Output]:
-    """The enabled outputs, in registry order."""
+def build_outputs(config: Config, registry: Mapping[str, OutputSpec] = REGISTRY) -> list[Output]:
+    """The enabled outputs of ``registry``, in its order."""
     outputs = []
-    for factory in REGISTRY.values():
-        output = factory(config)
+    for spec in registry.values():
+        output = spec.factory(config)
         if output is not None:
             outputs.append(output)
     return outputs

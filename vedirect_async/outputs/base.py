@@ -5,16 +5,25 @@ subscription from the hub and runs until cancelled. It owns its retry policy and
 state through the :class:`~vedirect_async.hub.OutputState` it is given. The service supervises
 it: if ``run`` raises, the exception is logged once with its traceback and ``run`` is called
 again after a capped backoff, with the same subscription.
+
+An output is registered by its :class:`OutputSpec` (one line in ``outputs.REGISTRY``): its
+config section (table name and dataclass, whose field docs and bounds the loader uses), its own
+validation (errors with file, line, key, value, expected), its factory and its own command-line
+subcommands (:class:`OutputCommand`). The service and the CLI take everything from there.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+from ..config import Config, Fail
 from ..hub import Hub, OutputState, Subscription
 
-__all__ = ["Output"]
+__all__ = ["Output", "OutputCommand", "OutputSpec"]
 
 
 class Output(abc.ABC):
@@ -38,3 +47,39 @@ class Output(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, default does nothing
         """Release resources at shutdown (after ``run`` was cancelled)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputCommand:
+    """A command-line subcommand an output brings (``domoticz setup``...).
+
+    ``add_arguments`` fills the subcommand's parser; ``run(args, load)`` does the work and
+    returns the exit code; ``load()`` reads the configuration file the command line chose,
+    with every registered section (it raises :class:`~vedirect_async.errors.ConfigError`).
+    """
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, Callable[[], Config]], int]
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    """Everything about one output, registered with one line in ``outputs.REGISTRY``.
+
+    - ``name``: its config table (``[name]``), also the key of ``Config.sections``.
+    - ``kind``: the section's dataclass; defaults, ``metadata`` docs and bounds drive the
+      loader, environment overrides and ``check-config`` like the core sections'.
+    - ``validate(section, config, fail)``: rules the field bounds cannot say (cross-key,
+      against the devices); ``fail(key, value, expected)`` raises the one-line ConfigError
+      with file and line. None = nothing more to check.
+    - ``factory(config)``: the output, or None when the section disables it. No I/O.
+    - ``commands``: its command-line subcommands.
+    """
+
+    name: str
+    kind: type[Any]
+    factory: Callable[[Config], Output | None]
+    validate: Callable[[Any, Config, Fail], None] | None = None
+    commands: tuple[OutputCommand, ...] = ()

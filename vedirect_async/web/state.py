@@ -9,7 +9,7 @@ import dataclasses
 import itertools
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from aiohttp import web
@@ -44,9 +44,9 @@ def _secret_values(config: Config) -> tuple[str, ...]:
                     found.append(value)
                 else:
                     walk(value)
-        elif isinstance(obj, list):
-            for item in obj:
-                walk(item)
+        elif isinstance(obj, list | tuple | Mapping):
+            for item in obj.values() if isinstance(obj, Mapping) else obj:
+                walk(item)  # a Mapping: Config.sections (the outputs' sections)
 
     walk(config)
     return tuple(sorted(set(found), key=len, reverse=True))

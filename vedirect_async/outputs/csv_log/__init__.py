@@ -47,15 +47,29 @@ Decisions (the README's "CSV log" part says the same for users):
 
 from __future__ import annotations
 
-from ...config import Config
+from ...config import Config, Fail
+from ...csv_columns import ColumnError, CsvConfig, parse_columns
+from ..base import OutputSpec
 from .file import CsvFile
 from .output import CsvOutput, classify
 
-__all__ = ["CsvFile", "CsvOutput", "classify", "csv_output"]
+__all__ = ["SPEC", "CsvFile", "CsvOutput", "classify", "csv_output", "validate"]
+
+
+def validate(section: CsvConfig, config: Config, fail: Fail) -> None:
+    """``columns`` must name catalogue fields and ``[[device]]`` names (with the line)."""
+    try:
+        parse_columns(section.columns, [dev.name for dev in config.device])
+    except ColumnError as exc:
+        fail(f"columns[{exc.index}]", exc.spec, exc.expected)
 
 
 def csv_output(config: Config) -> CsvOutput | None:
     """The registry factory: the CSV output, or None when ``[csv] enabled = false``."""
-    if not config.csv.enabled:
+    section = config.section("csv", CsvConfig)
+    if not section.enabled:
         return None
-    return CsvOutput(config.csv, [device.name for device in config.device])
+    return CsvOutput(section, [device.name for device in config.device])
+
+
+SPEC = OutputSpec("csv", CsvConfig, csv_output, validate)

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ...backoff import Backoff
-from ...config import CsvConfig
-from ...csv_columns import Rows, device_path, parse_columns
+from ...csv_columns import CsvConfig, Rows, device_path, parse_columns
 from ...errors import (
     DeliveryError,
     PermanentDeliveryError,

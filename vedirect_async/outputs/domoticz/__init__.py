@@ -42,12 +42,16 @@ Decisions (the README's "Domoticz" part says the same for users):
 """
 
 from ...present import domoticz_value as format_value
+from ..base import OutputCommand, OutputSpec
 from .client import RejectedPostError, auth_hint
+from .config import DomoticzConfig, validate
 from .mapping import legacy_json
 from .output import DomoticzOutput, domoticz_output
-from .setup import cli_domoticz
+from .setup import add_arguments, cli_domoticz
 
 __all__ = [
+    "SPEC",
+    "DomoticzConfig",
     "DomoticzOutput",
     "RejectedPostError",
     "auth_hint",
@@ -56,3 +60,6 @@ __all__ = [
     "format_value",
     "legacy_json",
 ]
+
+SETUP = OutputCommand("domoticz", "Domoticz helpers", add_arguments, cli_domoticz)
+SPEC = OutputSpec("domoticz", DomoticzConfig, domoticz_output, validate, (SETUP,))

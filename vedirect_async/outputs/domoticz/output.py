@@ -17,7 +17,7 @@ import aiohttp
 from yarl import URL
 
 from ...backoff import Backoff
-from ...config import Config, ConfigError, DomoticzConfig
+from ...config import Config, ConfigError
 from ...errors import DeliveryError, SubscriptionClosed
 from ...hub import OutputState, Subscription
 from ...present import domoticz_value
@@ -25,6 +25,7 @@ from ...reading import UNAVAILABLE, Reading, Value
 from ..base import Output
 from ..delivery import Delivery, Schedule
 from .client import USER_AGENT, Client, RejectedPostError, basic_auth, mask_url
+from .config import DomoticzConfig
 from .mapping import TRIGGERS, Post, enc, legacy_json, resolve
 
 __all__ = ["DomoticzOutput", "domoticz_output"]
@@ -330,6 +331,7 @@ class DomoticzOutput(Output):
 
 def domoticz_output(config: Config) -> DomoticzOutput | None:
     """The registry factory: the Domoticz output, or None when ``[domoticz] enabled = false``."""
-    if not config.domoticz.enabled:
+    section = config.section("domoticz", DomoticzConfig)
+    if not section.enabled:
         return None
-    return DomoticzOutput(config.domoticz, [device.name for device in config.device])
+    return DomoticzOutput(section, [device.name for device in config.device])

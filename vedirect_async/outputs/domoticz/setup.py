@@ -5,23 +5,25 @@ their idx. Idempotent: a second run reuses what the first made, found by name.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from yarl import URL
 
-from ...config import ConfigError, load_config
+from ...config import Config, ConfigError
 from ...fields import unit_of
 from .client import USER_AGENT, auth_hint, basic_auth
+from .config import DomoticzConfig
 from .mapping import TYPES, enc
 
-__all__ = ["SETUP_FIELDS", "cli_domoticz"]
+__all__ = ["SETUP_FIELDS", "add_arguments", "cli_domoticz"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,11 +281,11 @@ async def _setup(
     return _setup_config(url, device, done)
 
 
-def cli_domoticz(args: Any) -> int:
-    """``domoticz setup``: create Dummy hardware + devices, print the ``[domoticz]`` config."""
-    path = args.config  # the command line chose the file
+def cli_domoticz(args: Any, load: Callable[[], Config]) -> int:
+    """``domoticz setup``: create Dummy hardware + devices, print the ``[domoticz]`` config.
+    ``load()`` reads the configuration file the command line chose (every registered section)."""
     try:
-        config = load_config(path)
+        config = load()
     except ConfigError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
@@ -302,8 +304,9 @@ def cli_domoticz(args: Any) -> int:
     if base.scheme not in ("http", "https") or not base.host:
         sys.stderr.write(f"error: --url {args.url!r}: expected http(s)://host:port\n")
         return 2
-    username = args.username or config.domoticz.username or base.user or ""
-    password = os.environ.get(args.password_env) or config.domoticz.password or base.password or ""
+    section = config.section("domoticz", DomoticzConfig)
+    username = args.username or section.username or base.user or ""
+    password = os.environ.get(args.password_env) or section.password or base.password or ""
     base = base.with_user(None).with_password(None).with_query(None)
     shown = str(base).rstrip("/")
     endpoint = shown + "/json.htm"
@@ -340,3 +343,30 @@ def cli_domoticz(args: Any) -> int:
         return 1
     sys.stdout.write(text)
     return 0
+
+
+def add_arguments(domoticz: argparse.ArgumentParser) -> None:
+    """``domoticz``'s actions and their arguments (the CLI makes the ``domoticz`` parser)."""
+    dsub = domoticz.add_subparsers(dest="domoticz_command", metavar="ACTION", required=True)
+    setup = dsub.add_parser("setup", help="create Dummy hardware and virtual devices")
+    setup.add_argument("--url", required=True, help="Domoticz base URL")
+    setup.add_argument("--device", default=None, help="which [[device]] (default: the first)")
+    setup.add_argument(
+        "--kind",
+        default=None,
+        help="device type for the field set (bmv, smartshunt, mppt); "
+        "default from the device's simulator/port",
+    )
+    setup.add_argument("--username", default=None)
+    setup.add_argument(
+        "--password-env",
+        default="VEDIRECT_DOMOTICZ__PASSWORD",
+        help="environment variable holding the password",
+    )
+    setup.add_argument("--hardware-name", default="vedirect")
+    setup.add_argument("--dry-run", action="store_true", help="print the requests, send none")
+    setup.add_argument(
+        "--force",
+        action="store_true",
+        help="create a new hardware and new devices even if ones of these names exist",
+    )

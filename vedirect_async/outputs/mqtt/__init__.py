@@ -26,12 +26,16 @@ While the broker is away nothing piles up: the output keeps only the newest read
 device and publishes it (the current state) as soon as the connection is back.
 """
 
+from ..base import OutputSpec
+from .config import MqttConfig, validate
 from .discovery import UNKNOWN_OPTION, discovery_configs, entity_for, entity_name
 from .output import MqttOutput, mqtt_output
 from .topics import Topics, domoticz_messages, safe_topic_level, state_payload
 
 __all__ = [
+    "SPEC",
     "UNKNOWN_OPTION",
+    "MqttConfig",
     "MqttOutput",
     "Topics",
     "discovery_configs",
@@ -42,3 +46,5 @@ __all__ = [
     "safe_topic_level",
     "state_payload",
 ]
+
+SPEC = OutputSpec("mqtt", MqttConfig, mqtt_output, validate)

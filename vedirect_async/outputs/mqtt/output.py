@@ -12,10 +12,11 @@ from collections.abc import Callable, Sequence
 
 import aiomqtt
 
-from ...config import Config, DomoticzDevice, MqttConfig
+from ...config import Config, DomoticzDevice
 from ...hub import DeviceChanges, Hub, OutputHealth, OutputState, ReaderState, Subscription
 from ...reading import Reading
 from ..base import Output
+from .config import MqttConfig
 from .link import Link
 from .topics import OFFLINE, safe_topic_level
 
@@ -140,10 +141,14 @@ class MqttOutput(Output):
 
 def mqtt_output(config: Config) -> MqttOutput | None:
     """The registry factory: None when ``[mqtt] enabled = false``."""
-    if not config.mqtt.enabled:
+    section = config.section("mqtt", MqttConfig)
+    if not section.enabled:
         return None
+    # domoticz_in publishes the [[domoticz.devices]] rows: read from that section as data
+    # (its dataclass belongs to the Domoticz output, which this one does not import)
+    rows = getattr(config.sections.get("domoticz"), "devices", ())
     return MqttOutput(
-        config.mqtt,
-        domoticz_devices=config.domoticz.devices,
+        section,
+        domoticz_devices=[row for row in rows if isinstance(row, DomoticzDevice)],
         device_names=[d.name for d in config.device],
     )
