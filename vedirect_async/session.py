@@ -316,22 +316,32 @@ class DeviceSession:
         return _Connection(close, transport.write)
 
     def _open_simulator(self, kind: str, end: asyncio.Future[str]) -> _Connection:
-        """Pump the simulator's stream into the feed from a task; returns the connection."""
+        """Pump the simulator's stream into the feed from a task; returns the connection.
+
+        A generated device also takes HEX commands (its ``write``), so it is polled like a
+        real one; a replayed capture cannot be written to."""
+        # Imported on use: only simulator ports need it.
+        from .simulator import open_stream  # noqa: PLC0415
+        from .simulator.stream import SimulatorStream  # noqa: PLC0415
+
+        problem = ""
+        try:
+            stream = open_stream(kind, name=self.name)  # a stable identity
+        except ValueError as exc:
+            stream, problem = None, f"simulator {kind!r} unavailable: {exc}"
 
         async def pump() -> None:
-            try:
-                # Imported on use: only simulator ports need it.
-                from .simulator import open_stream  # noqa: PLC0415
-
-                async for chunk in open_stream(kind, name=self.name):  # a stable identity
-                    self._feed(chunk)
-            except ValueError as exc:
-                reason = f"simulator {kind!r} unavailable: {exc}"
-            except Exception as exc:  # a simulator bug must not kill the session
-                _LOGGER.exception("%s: simulator %r failed", self.name, kind)
-                reason = f"simulator {kind!r} failed: {exc!r}"
+            if stream is None:
+                reason = problem
             else:
-                reason = f"simulator {kind!r} stream ended"
+                try:
+                    async for chunk in stream:
+                        self._feed(chunk)
+                except Exception as exc:  # a simulator bug must not kill the session
+                    _LOGGER.exception("%s: simulator %r failed", self.name, kind)
+                    reason = f"simulator {kind!r} failed: {exc!r}"
+                else:
+                    reason = f"simulator {kind!r} stream ended"
             if not end.done():
                 end.set_result(reason)
 
@@ -342,7 +352,8 @@ class DeviceSession:
             task.cancel()
             await asyncio.wait((task,))  # unlike `await task`, never mistakes our own cancel
 
-        return _Connection(close, None)
+        write = stream.write if isinstance(stream, SimulatorStream) else None
+        return _Connection(close, write)
 
     @property
     def _open_level(self) -> int:

@@ -1,0 +1,64 @@
+"""Register values and the HEX identity reach the outputs (issue 14 step 4), end to end from
+the built-in simulated MPPT, which answers HEX like a real one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from vedirect_async.config import DeviceConfig, WatchdogConfig
+from vedirect_async.hub import Hub
+from vedirect_async.outputs.mqtt.discovery import discovery_configs
+from vedirect_async.outputs.mqtt.topics import Topics, state_payload
+from vedirect_async.reading import Reading
+from vedirect_async.session import DeviceSession
+from vedirect_async.web.common import reading_json
+
+
+@pytest.fixture
+async def mppt_reading() -> AsyncIterator[Reading]:
+    """The first reading of a simulated MPPT that carries its polled charger temperature."""
+    hub = Hub()
+    session = DeviceSession(
+        DeviceConfig(name="mppt", port="simulator:mppt", register_interval=30),
+        hub,
+        WatchdogConfig(),
+    )
+    sub = hub.subscribe("test")
+    task = asyncio.get_running_loop().create_task(session.run())
+
+    async def first() -> Reading:
+        while True:
+            reading = await sub.get()
+            if "charger_temperature" in reading.values and reading.serial:
+                return reading
+
+    try:
+        yield await asyncio.wait_for(first(), 10)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_register_value_in_the_reading_and_the_api(mppt_reading: Reading) -> None:
+    value = mppt_reading.values["charger_temperature"]
+    assert isinstance(value, float)
+    assert 0 < value < 80
+    data = reading_json(mppt_reading, lambda name: (name, ""), lambda text: text)
+    assert data["values"]["charger_temperature"]["value"] == value
+    assert mppt_reading.as_json()["values"]["charger_temperature"] == value
+
+
+async def test_register_value_in_the_mqtt_state(mppt_reading: Reading) -> None:
+    state = state_payload(mppt_reading)
+    assert state["charger_temperature"] == mppt_reading.values["charger_temperature"]
+
+
+async def test_hex_identity_in_the_ha_device(mppt_reading: Reading) -> None:
+    """Serial and firmware as the device told them (the text stream has them too here)."""
+    configs = discovery_configs(Topics("vedirect", "mppt", "homeassistant"), mppt_reading)
+    device = next(iter(configs.values()))["device"]
+    assert device["serial_number"] == mppt_reading.serial
+    assert device["sw_version"] == mppt_reading.firmware
