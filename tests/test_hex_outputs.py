@@ -48,7 +48,9 @@ async def test_register_value_in_the_reading_and_the_api(mppt_reading: Reading) 
     assert 0 < value < 80
     data = reading_json(mppt_reading, lambda name: (name, ""), lambda text: text)
     assert data["values"]["charger_temperature"]["value"] == value
-    assert mppt_reading.as_json()["values"]["charger_temperature"] == value
+    shown = mppt_reading.as_json()["values"]
+    assert isinstance(shown, dict)
+    assert shown["charger_temperature"] == value
 
 
 async def test_register_value_in_the_mqtt_state(mppt_reading: Reading) -> None:
