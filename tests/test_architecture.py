@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "reading": 1,
     "decoder": 1,
     "commands": 1,  # HEX commands: request frames, answers matched into typed results
+    "writable": 1,  # which registers may be written, as switch/select/number; value parsing
     "present": 1,
     "csv_columns": 1,
     # 2 runtime basics
@@ -59,6 +60,7 @@ LAYERS: dict[str, int] = {
     "session": 3,
     "hexlink": 3,  # the HEX command path of one port (one command in flight, retries)
     "poller": 3,  # identity and register polling over HEX
+    "control": 3,  # the write policy: allowlist, checks, rate limit, confirmation (issue 15)
     "serial_port": 3,
     "watchdog": 3,
     "simulator": 3,
@@ -82,7 +84,7 @@ LAYER_NAMES = {0: "foundation", 1: "protocol core", 2: "runtime", 3: "devices", 
 LAYER_NAMES[5] = "service and CLI"
 
 CORE: tuple[str, ...] = ("parser", "hexframe", "registers", "daily", "fields", "reading")
-CORE += ("decoder", "present", "commands")
+CORE += ("decoder", "present", "commands", "writable")
 RUNTIME_LIBRARIES = frozenset(
     {"asyncio", "aiohttp", "aiomqtt", "aiofiles", "serial", "serial_asyncio_fast", "yarl"}
 )

@@ -31,6 +31,7 @@ from .config_loader import ENV_PREFIX, SECRET_KEYS, Loader, apply_env, read_docu
 from .config_loader import masked as masked_tables
 from .csv_columns import CsvConfig
 from .errors import ConfigError
+from .writable import writable_problem
 
 __all__ = [
     "ENV_PREFIX",
@@ -102,6 +103,12 @@ class DeviceConfig:
     register_interval: float = field(
         default=30.0,
         metadata=_doc("seconds between HEX register reads; 0 = only at connect", min=0.0),
+    )
+    writable: list[str] = field(
+        default_factory=list,
+        metadata=_doc(
+            "registers that may be written (docs/control.md): ids or names; [] = none (default)"
+        ),
     )
 
 
@@ -347,6 +354,9 @@ def _cross_check(config: Config, loader: Loader) -> None:
         for j, spec in enumerate(dev.registers):
             if spec != "defaults" and (problem := register_problem(spec)):
                 loader.fail(f"device[{i}].registers[{j}]", spec, problem)
+        for j, spec in enumerate(dev.writable):
+            if problem := writable_problem(spec):
+                loader.fail(f"device[{i}].writable[{j}]", spec, problem)
         if not dev.port:
             loader.fail(
                 f"device[{i}].port",

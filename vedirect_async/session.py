@@ -132,7 +132,9 @@ class DeviceSession:
         self.poller = RegisterPoller(
             device.name,
             self.link,
-            tuple(parse_register(r) for r in device.registers if r != "defaults"),
+            tuple(
+                parse_register(r) for r in [*device.registers, *device.writable] if r != "defaults"
+            ),
             device.register_interval,
             defaults="defaults" in device.registers,
         )
