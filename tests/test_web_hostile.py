@@ -16,12 +16,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp.http_exceptions import BadHttpMessage
 
 from tests.webfeed import Feed, free_port, make_config
 from vedirect_async.config import Config
 from vedirect_async.hub import Hub
 from vedirect_async.web import WebServer
-from vedirect_async.web.guard import BACKLOG, FD_RESERVE, connection_cap
+from vedirect_async.web.guard import BACKLOG, FD_RESERVE, RequestLog, connection_cap
 from vedirect_async.web.state import WEB
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -254,12 +255,44 @@ async def test_malformed_requests_log_one_line_not_tracebacks(
     assert len(bad[0]) < 300
 
 
+def test_handler_errors_keep_their_traceback_rate_limited(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler's own exception (a 500: a bug) is logged with its traceback, but once a
+    minute however often it happens; a bad request never carries one."""
+    caplog.set_level(logging.DEBUG, logger="vedirect_async")
+    log = RequestLog(logging.getLogger("vedirect_async.web.requests"))
+    for _ in range(20):
+        try:
+            _bug()
+        except ValueError as exc:
+            log.exception("Error handling request from %s", "127.0.0.1", exc_info=exc)
+        # as aiohttp logs a parser error: outside any except block, the exception passed
+        bad_request = BadHttpMessage("Bad\n  header\n  ^")
+        log.exception("Error handling request", exc_info=bad_request)  # noqa: LOG004
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].exc_info is not None
+    bad = [r for r in caplog.records if r.levelno == logging.INFO]
+    assert [r.getMessage() for r in bad] == [
+        "http: Error handling request: BadHttpMessage: Bad header"
+    ]
+    assert not bad[0].exc_info
+
+
+def _bug() -> None:
+    raise ValueError("a bug")
+
+
 async def test_static_serves_only_the_page_files(tmp_path: Path) -> None:
     """/static/ serves the page's own files only: a 300-character name is 404 (it was a 500,
     "File name too long"), `app.js/` and names with dots or encoded slashes are 404."""
     port = free_port()
     async with running(make_config(tmp_path, port=port), Hub()):
-        assert (await get(port, "/static/app.js"))[0] == 200
+        for name in ("app.js", "chart.js", "style.css"):  # sent whole through the guard
+            status, text = await get(port, f"/static/{name}")
+            assert status == 200
+            assert text == (ROOT / "vedirect_async" / "static" / name).read_text()
         for path in (
             "/static/" + "a" * 300,
             "/static/app.js/",
