@@ -192,6 +192,7 @@ class Service:
             self.outputs.append(ReadingLog(interval))
         self.readers = [DeviceSession(d, self.hub, config.watchdog) for d in config.device]
         self.supervisors: dict[str, Supervisor] = {}
+        self.web: WebServer | None = None  # once started (its ``serving`` event: port open)
 
     def _supervisor(
         self, name: str, target: Callable[[], Awaitable[None]], on_failure: Callable[[str], None]
@@ -249,7 +250,7 @@ class Service:
     def _start_web(self, group: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
         if not self.config.http.enabled:
             return []
-        server = WebServer(self.config, self.hub)
+        server = self.web = WebServer(self.config, self.hub)
 
         def failed(reason: str) -> None:
             state = self.hub.output("http")  # shown on /health only once it has failed
