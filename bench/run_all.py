@@ -59,6 +59,10 @@ PLANS: dict[str, Plan] = {
             ("BMV day, 64-byte chunks, CPU", rf"64-byte chunks:.*?CPU ({_NUM} s)"),
         ),
     ),
+    "hex_polling.py": Plan(
+        (),
+        (("HEX polling every 30 s, CPU per device-day", rf"polling every 30 s .*?\(({_NUM} %)"),),
+    ),
     "simulator.py": Plan(
         ("--seconds", "21600"),
         (
