@@ -189,3 +189,26 @@ async def test_it_runs_on_real_readings_and_shows_in_health(tmp_path: Path) -> N
     assert state["health"] == "ok"
     assert state["successes"] >= 2
     assert not [p for p in body["problems"] if "probe" in p]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[domoticz]\n\n[[domoticz.devices]]\nidx = 5\nfield = "V"\ndevice = "nosuch"\n',
+            ":13: domoticz.devices[0].device = 'nosuch': expected one of the [[device]] names",
+        ),
+        ('[domoticz]\nusername = "a:b"\n', ":9: domoticz.username = 'a:b': expected a name"),
+        ('[domoticz]\nurl = "ftp://x"\n', ":9: domoticz.url = 'ftp://x': expected http(s)"),
+        ('[mqtt]\nprefix = "a/+"\n', ":9: mqtt.prefix = 'a/+': expected a topic prefix"),
+    ],
+)
+def test_shipped_outputs_own_checks_keep_file_and_line(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """Checks that lived in the outputs' constructors (and lost the line) are their specs'."""
+    path = tmp_path / "config.toml"
+    path.write_text(DEVICE + text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert str(info.value).startswith(f"{path}{message}")

@@ -79,7 +79,21 @@ class DomoticzConfig:
 
 
 def validate(section: DomoticzConfig, config: Config, fail: Fail) -> None:
-    """What the field bounds cannot say: ``url`` must be an http(s) URL with a host."""
+    """What the field bounds cannot say, checked at load time so each error keeps its file
+    and line: ``url`` an http(s) URL with a host, a user name Basic auth can send, and each
+    ``[[domoticz.devices]]`` row naming a ``[[device]]`` (or there is only one), a field and
+    an idx. (The output's constructor keeps the same checks for code that builds it directly.)
+    """
     url = urlsplit(section.url) if _URL.fullmatch(section.url) else None
     if url is None or url.scheme.lower() not in ("http", "https") or not url.hostname:
         fail("url", section.url, "http(s)://host:port (port, /path optional)")
+    if ":" in section.username:
+        fail("username", section.username, "a name without ':' (Basic auth cannot send one)")
+    names = [device.name for device in config.device]
+    for i, row in enumerate(section.devices):
+        if (row.device or len(names) != 1) and row.device not in names:
+            fail(f"devices[{i}].device", row.device, f"one of the [[device]] names: {names}")
+        if not row.field:
+            fail(f"devices[{i}].field", row.field, "a field name or VE.Direct label")
+        if row.idx < 1:
+            fail(f"devices[{i}].idx", row.idx, "the Domoticz idx (>= 1)")
