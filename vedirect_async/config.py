@@ -161,6 +161,13 @@ class HttpConfig:
             "seconds between history points; 0 = the CSV interval (30 when that is 0)", min=0.0
         ),
     )
+    token: str = field(
+        default="",
+        metadata=_doc(
+            "bearer token that allows POST /api/devices/<device>/<name> writes (prefer the env "
+            "var VEDIRECT_HTTP__TOKEN; docs/control.md); empty = the API is read-only"
+        ),
+    )
     max_stream_clients: int = field(
         default=8, metadata=_doc("concurrent /api/stream clients (live page)", min=1, max=100)
     )

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from .backoff import Backoff
 from .config import Config, ConfigError, masked
+from .control import Controller
 from .fields import lookup
 from .hub import Hub, OutputState, Subscription
 from .logsetup import RateLimitedLogger, setup_logging
@@ -191,6 +192,7 @@ class Service:
         if interval > 0 and not {o.name for o in self.outputs} - _SILENT_OUTPUTS:
             self.outputs.append(ReadingLog(interval))
         self.readers = [DeviceSession(d, self.hub, config.watchdog) for d in config.device]
+        self.control = Controller(self.readers, config.device)  # writes (issue 15)
         self.supervisors: dict[str, Supervisor] = {}
         self.web: WebServer | None = None  # once started (its ``serving`` event: port open)
 
@@ -250,7 +252,7 @@ class Service:
     def _start_web(self, group: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
         if not self.config.http.enabled:
             return []
-        server = self.web = WebServer(self.config, self.hub)
+        server = self.web = WebServer(self.config, self.hub, control=self.control)
 
         def failed(reason: str) -> None:
             state = self.hub.output("http")  # shown on /health only once it has failed

@@ -13,9 +13,11 @@ from aiohttp import HttpVersion10, web
 from aiohttp.typedefs import Handler
 
 from ..config import Config
+from ..control import Controller
 from ..hub import Hub
 from .api import handle_history, handle_readings
 from .common import checked_query
+from .control import CONTROL, WriteCollector, handle_write
 from .guard import BACKLOG, IDLE_TIMEOUT, ConnectionGuard, RequestLog, connection_cap
 from .health import handle_api_health, handle_health
 from .metrics import HubCollector, handle_metrics
@@ -79,6 +81,7 @@ def make_app(
     clock: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
     guard: ConnectionGuard | None = None,
+    control: Controller | None = None,
 ) -> web.Application:
     """The aiohttp application (no I/O until it starts). ``clock`` must match Reading.monotonic.
 
@@ -90,6 +93,9 @@ def make_app(
     state.guard = guard
     state.registry.register(HubCollector(state))
     app[WEB] = state
+    if control is not None:  # writes (issue 15): POST /api/devices/<device>/<name>
+        app[CONTROL] = control
+        state.registry.register(WriteCollector(control))
 
     async def on_startup(_app: web.Application) -> None:
         await state.start()
@@ -108,6 +114,7 @@ def make_app(
     app.router.add_get("/api/history", handle_history)
     app.router.add_get("/api/stream", handle_stream, allow_head=False)
     app.router.add_get("/static/{name}", handle_static)
+    app.router.add_post("/api/devices/{device}/{name}", handle_write)
     return app
 
 
@@ -150,8 +157,10 @@ class WebServer:
         *,
         max_connections: int | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
+        control: Controller | None = None,
     ) -> None:
         self._config = config
+        self._control = control
         self._hub = hub
         self._max_connections = max_connections
         self._idle_timeout = idle_timeout
@@ -162,7 +171,7 @@ class WebServer:
     async def run(self) -> None:
         cap = self._max_connections or connection_cap(BACKLOG)
         guard = self.guard = ConnectionGuard(cap)
-        app = self.app = make_app(self._config, self._hub, guard=guard)
+        app = self.app = make_app(self._config, self._hub, guard=guard, control=self._control)
         runner = web.AppRunner(
             app,
             access_log=None,
