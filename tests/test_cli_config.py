@@ -107,6 +107,7 @@ def test_check_config_prints_loadable_toml_with_secrets_masked(
             "baudrate": 19200,
             "registers": ["defaults"],
             "register_interval": 30.0,
+            "writable": [],
         }
     ]
     assert printed["watchdog"]["silence_timeout"] == 7.0
