@@ -2,7 +2,7 @@
 
 The reader under test opens ``link`` (as it would a ``/dev/serial/by-id/...`` path). The test
 writes into the pty's master side. ``unplug()`` closes the pty (the reader gets
-``connection_lost``, the link dangles); ``plug()`` makes a new pty behind the same link.
+``connection_lost``, the link is removed); ``plug()`` makes a new pty behind the same link.
 A pty ignores the baud rate, so :meth:`stream` paces its writes itself.
 """
 
@@ -60,7 +60,11 @@ class PtyDevice:
         self.master, self._slave = master, slave
 
     def unplug(self) -> None:
-        """Close the pty: the reader sees the device disappear."""
+        """Close the pty and remove the link, as udev removes a ``/dev/serial/by-id`` link: the
+        reader sees the device disappear. (A dangling link would point at a freed
+        ``/dev/pts/N`` that the kernel hands to the next pty opened on this machine, perhaps
+        another test's, and a reconnecting reader would read that device instead.)"""
+        self.link.unlink(missing_ok=True)
         for fd in (self.master, self._slave):
             if fd is not None:
                 with contextlib.suppress(OSError):
