@@ -23,7 +23,7 @@ from vedirect_async.config import Config
 from vedirect_async.hub import Hub
 from vedirect_async.web import WebServer
 from vedirect_async.web.guard import BACKLOG, FD_RESERVE, RequestLog, connection_cap
-from vedirect_async.web.state import WEB
+from vedirect_async.web.state import WEB, WebState
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -336,30 +336,50 @@ async def _silent_stream_client(port: int) -> socket.socket:
     return sock
 
 
-async def test_stream_clients_that_never_read_are_dropped(tmp_path: Path) -> None:
-    """Eight stream clients that never read held every slot for minutes and the live page got
-    503: now each is dropped once its data has waited unread for the stall timeout, and the
-    page gets a slot and readings."""
+@contextlib.asynccontextmanager
+async def silent_streams(
+    tmp_path: Path, stall_timeout: float
+) -> AsyncIterator[tuple[int, WebState, Feed, aiohttp.ClientSession]]:
+    """A server whose every stream slot is held by a client that never reads."""
     port = free_port()
     hub = Hub()
     feed = Feed(hub, clock=time.monotonic)
     feed.until_reading()
     config = make_config(tmp_path, port=port)
-    loop = asyncio.get_running_loop()
     silent: list[socket.socket] = []
-    async with running(config, hub) as server, aiohttp.ClientSession() as session:
-        assert server.app is not None
-        state = server.app[WEB]
-        state.stream_stall_timeout = 0.5
-        for _ in range(config.http.max_stream_clients):
-            silent.append(await _silent_stream_client(port))
-        while len(state.streams) < config.http.max_stream_clients:
-            await _pump(feed, 1)
+    try:
+        async with running(config, hub) as server, aiohttp.ClientSession() as session:
+            assert server.app is not None
+            state = server.app[WEB]
+            state.stream_stall_timeout = stall_timeout
+            for _ in range(config.http.max_stream_clients):
+                silent.append(await _silent_stream_client(port))
+            while len(state.streams) < config.http.max_stream_clients:
+                await _pump(feed, 1)
+            yield port, state, feed, session
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+async def until_reading_event(resp: aiohttp.ClientResponse) -> None:
+    while not (line := await asyncio.wait_for(resp.content.readline(), 5)).startswith(
+        b"event: reading"
+    ):
+        assert line
+
+
+async def test_stream_clients_that_never_read_are_dropped(tmp_path: Path) -> None:
+    """Eight stream clients that never read held every slot for minutes and the live page got
+    503: now each is dropped once its data has waited unread for the stall timeout, and the
+    page gets a slot and readings."""
+    loop = asyncio.get_running_loop()
+    async with silent_streams(tmp_path, 0.5) as (port, state, feed, session):
         async with session.get(f"http://127.0.0.1:{port}/api/stream") as resp:
             assert resp.status == 503  # every slot held (nothing has stalled yet)
         # the devices go on (sped up): the silent clients' data piles up and they are dropped
         start, pumped = loop.time(), 0
-        while state.streams and loop.time() - start < 5:  # it took ~20 s (and ~3 MB) before
+        while state.streams and loop.time() - start < 5:  # it took ~20 s before
             await _pump(feed, 1)
             pumped += 1
         took = loop.time() - start
@@ -367,16 +387,30 @@ async def test_stream_clients_that_never_read_are_dropped(tmp_path: Path) -> Non
             f"{len(state.streams)} silent clients still held after {took:.1f} s"
         )
         sys.stderr.write(f"silent stream clients dropped after {pumped} readings, {took:.2f} s\n")
-        assert state.streams_dropped == config.http.max_stream_clients
+        assert state.streams_dropped == 8
         assert "vedirect_http_stream_dropped_total 8.0" in (await get(port, "/metrics"))[1]
         async with session.get(f"http://127.0.0.1:{port}/api/stream") as resp:
             assert resp.status == 200
-            while not (line := await asyncio.wait_for(resp.content.readline(), 5)).startswith(
-                b"event: reading"
-            ):
-                assert line
-    for sock in silent:
-        sock.close()
+            await until_reading_event(resp)
+
+
+async def test_a_new_stream_client_replaces_a_stalled_one(tmp_path: Path) -> None:
+    """Every slot held by clients whose data piles up: a new client does not wait for their
+    timeout, it takes the place of the one stalled longest at once."""
+    loop = asyncio.get_running_loop()
+    async with silent_streams(tmp_path, 600.0) as (port, state, feed, session):
+        start = loop.time()
+        while len(state.stalled) < 8 and loop.time() - start < 5:
+            await _pump(feed, 1)
+        assert len(state.stalled) == 8
+        first = next(iter(state.stalled))
+        async with session.get(f"http://127.0.0.1:{port}/api/stream") as resp:
+            assert resp.status == 200
+            assert first.closed  # the one stalled longest made room
+            assert state.streams_dropped == 1
+            assert len(state.streams) == 8
+            feed.until_reading()
+            await until_reading_event(resp)
 
 
 async def _pump(feed: Feed, seconds: int) -> None:

@@ -47,10 +47,13 @@ class _Client:
         self.sub = sub
         self.transport = transport
         self.loop = asyncio.get_running_loop()
+
+    def small_buffers(self) -> None:
+        """A fixed small kernel send buffer and write buffer, so unread data shows soon."""
         with contextlib.suppress(OSError, AttributeError):
-            sock = transport.get_extra_info("socket")
+            sock = self.transport.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
-        transport.set_write_buffer_limits(high=STREAM_HIGH_WATER)
+        self.transport.set_write_buffer_limits(high=STREAM_HIGH_WATER)
 
     def check(self) -> None:
         """Note whether sent data still waits in our buffers; raise once it waited too long."""
@@ -109,6 +112,7 @@ async def handle_stream(request: web.Request) -> web.StreamResponse:
     )
     state.streams.add(sub)
     client = _Client(state, sub, transport)
+    client.small_buffers()
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -139,7 +143,8 @@ async def handle_stream(request: web.Request) -> web.StreamResponse:
                 data = reading_json(reading, state.meta, state.scrub)
                 await client.send(_sse("reading", data), response)
     except (_StalledError, TimeoutError):
-        state.streams_dropped += 1
+        if not sub.closed:  # else _make_room dropped it and counted it already
+            state.streams_dropped += 1
         _LOGGER.debug("http: live-stream client %s dropped: it reads nothing", request.remote)
     except ConnectionResetError as exc:
         _LOGGER.debug("http: live-stream client %s gone: %r", request.remote, exc)
