@@ -14,7 +14,8 @@ sent, whatever the HTTP API, MQTT or the CLI ask. Every write:
    (0xEDF0, 0xEDF6, 0xEDF7: flash wears out after a limited number of erase cycles, so an
    automation that rewrites the charge current every second must not reach it). A burst is
    coalesced, **last wins**: a write that arrives while the register's slot is not free waits
-   for it, and replaces (as :attr:`Refusal.SUPERSEDED`) any write already waiting; a caller
+   for it, and replaces (as :attr:`Refusal.SUPERSEDED`, at once) any write already waiting, so
+   at most one write per register waits whatever the burst; a caller
    that cannot wait that long (``wait``, the HTTP API) is refused at once with the time to
    retry (:attr:`Refusal.RATE_LIMITED`). A value equal to what the device reads back already is
    not written at all (``unchanged``), so repeating a command costs no NVM cycle;
@@ -31,6 +32,7 @@ exceptions, so each front end answers in its own terms (HTTP status, MQTT log, C
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import time
@@ -119,11 +121,27 @@ Listener = Callable[[str, Control, float], None]
 
 @dataclass(slots=True)
 class _Slot:
-    """One register's rate-limit slot: when it is free again, and the newest waiting write."""
+    """One register's rate-limit slot: when it is free again, whose turn it is (the newest
+    write), and an event that wakes the waiting write when either changes."""
 
     free_at: float = 0.0
     ticket: int = 0
-    lock: asyncio.Lock | None = None
+    busy: bool = False  # a write of this register is on the wire
+    changed: asyncio.Event | None = None
+
+    def wake(self) -> None:
+        if self.changed is not None:
+            self.changed.set()
+            self.changed = None
+
+    async def wait(self, limit: float | None) -> None:
+        """Until :meth:`wake` or ``limit`` s (None: no limit)."""
+        if self.changed is None:
+            self.changed = asyncio.Event()
+        event = self.changed
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(limit):
+                await event.wait()
 
 
 class DeviceControl:
@@ -204,8 +222,11 @@ class DeviceControl:
         slot = self._slots.setdefault(reg.id, _Slot())
         slot.ticket += 1
         mine = slot.ticket
-        lock = slot.lock = slot.lock or asyncio.Lock()
-        while True:
+        slot.wake()  # a write still waiting for this register is superseded now
+        while slot.ticket == mine:
+            if slot.busy:  # a write of this register is on the wire: wait for it
+                await slot.wait(None)
+                continue
             delay = slot.free_at - time.monotonic()
             if delay > 0:
                 if wait is not None and delay > wait:
@@ -216,20 +237,17 @@ class DeviceControl:
                         delay,
                     )
                 wait = None  # waiting once is enough: the slot is ours when it frees
-                await asyncio.sleep(delay)
-            elif not lock.locked():
-                async with lock:
-                    if slot.ticket != mine:
-                        break
-                    result = await self._send(control, value, raw)
-                    if isinstance(result, Written) and not result.unchanged:
-                        slot.free_at = time.monotonic() + self._interval(reg)
-                    return result
-            else:
-                async with lock:  # a write of this register is on the wire: wait for it
-                    pass
-            if slot.ticket != mine:
-                break
+                await slot.wait(delay)
+                continue
+            slot.busy = True
+            try:
+                result = await self._send(control, value, raw)
+                if isinstance(result, Written) and not result.unchanged:
+                    slot.free_at = time.monotonic() + self._interval(reg)
+            finally:
+                slot.busy = False
+                slot.wake()
+            return result
         return self._refuse(reg.name, Refusal.SUPERSEDED, "a newer write replaced it")
 
     def _interval(self, reg: Register) -> float:

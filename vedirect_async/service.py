@@ -29,6 +29,7 @@ from .hub import Hub, OutputState, Subscription
 from .logsetup import RateLimitedLogger, setup_logging
 from .outputs import REGISTRY, OutputSpec, build_outputs
 from .outputs.base import Output
+from .outputs.mqtt import MqttOutput
 from .reading import Reading
 from .session import DeviceSession
 from .settings import load_config
@@ -193,6 +194,9 @@ class Service:
             self.outputs.append(ReadingLog(interval))
         self.readers = [DeviceSession(d, self.hub, config.watchdog) for d in config.device]
         self.control = Controller(self.readers, config.device)  # writes (issue 15)
+        for output in self.outputs:
+            if isinstance(output, MqttOutput):
+                output.control = self.control  # command topics and HA control entities
         self.supervisors: dict[str, Supervisor] = {}
         self.web: WebServer | None = None  # once started (its ``serving`` event: port open)
 

@@ -18,6 +18,7 @@ from ...backoff import Backoff
 from ...errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from ...reading import Reading
 from ..delivery import Delivery
+from .control import Commands, control_configs
 from .discovery import discovery_configs
 from .topics import OFFLINE, ONLINE, Topics, domoticz_messages, field_text, state_payload
 
@@ -74,6 +75,8 @@ class Link:
         self.rediscover = False
         self.last_state_publish = -math.inf
         self._listener: asyncio.Task[None] | None = None
+        control = output.control
+        self.commands = Commands(control, device, self.topics) if control is not None else None
 
     def offer(self, reading: Reading) -> None:
         self.pending = reading
@@ -116,6 +119,8 @@ class Link:
         self.fresh = False
         if cfg.discovery:
             await client.subscribe(self.topics.ha_status, qos=1)
+        if self.commands is not None:
+            await self.commands.subscribe(client)
         if self.pending is None:  # broker restarted: its retained state may be gone
             self.pending = self.output.latest(self.device)
         self.last_state_publish = -math.inf
@@ -173,6 +178,8 @@ class Link:
         """Watch for HA's birth message; ends (raising MqttError) when the connection drops."""
         try:
             async for message in client.messages:
+                if self.commands is not None and self.commands.handle(message):
+                    continue
                 if message.topic.matches(self.topics.ha_status) and message.payload == b"online":
                     self.rediscover = True
                     self.wake.set()
@@ -249,6 +256,8 @@ class Link:
 
     async def _publish_discovery(self, client: aiomqtt.Client, reading: Reading) -> None:
         configs = discovery_configs(self.topics, reading)
+        if self.commands is not None:
+            configs |= control_configs(self.topics, self.commands.controls())
         for topic, config in configs.items():
             await self._send(client, topic, json.dumps(config), qos=1, retain=True)
         self.discovered = frozenset(reading.values)

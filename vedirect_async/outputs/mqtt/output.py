@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import aiomqtt
 
 from ...config import Config, DomoticzDevice
+from ...control import Controller
 from ...hub import DeviceChanges, Hub, OutputHealth, OutputState, ReaderState, Subscription
 from ...reading import Reading
 from ..base import Output
@@ -43,6 +44,7 @@ class MqttOutput(Output):
         self.single_device = len(self.device_names) <= 1
         self.state = OutputState(self.name)
         self._hub: Hub | None = None
+        self.control: Controller | None = None  # writes (set by the service; issue 15)
         self._links: dict[str, Link] = {}
         #: each device's reader state as the hub last told it (READING = up)
         self._reader_up: dict[str, bool] = {}
