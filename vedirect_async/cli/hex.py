@@ -83,7 +83,14 @@ async def run_hex(args: argparse.Namespace, out: TextIO) -> int:
             sys.stderr.write(f"error: register {args.register!r}: {exc}\n")
             return 2
         request = Request.get(register)
-    if action == "set" and register is not None:
+    policy = action == "set" and bool(getattr(args, "config", None))  # issue 15: as the service
+    if policy and register is not None:
+        from .hex_control import allowed
+
+        if (refused := allowed(args.config, args.port, register)) is not None:
+            sys.stderr.write(f"error: {refused}\n")
+            return 2
+    if action == "set" and register is not None and not policy:
         checked = _check_set(register, args.value)
         if isinstance(checked, str):
             sys.stderr.write(f"error: {checked}\n")
@@ -95,6 +102,14 @@ async def run_hex(args: argparse.Namespace, out: TextIO) -> int:
         sys.stderr.write(f"error: {problem}\n")
         return 2
     try:
+        if policy and register is not None:
+            from .hex_control import checked_set
+
+            checked = await checked_set(port.link, register, args.value)
+            if isinstance(checked, str):
+                sys.stderr.write(f"error: {checked}\n")
+                return 2
+            wanted, request = checked
         if register is not None and wanted is not None:  # set
             return await _set(port, request, register, wanted, out)
         return _show(await port.link.command(request), out)
