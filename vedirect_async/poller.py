@@ -9,7 +9,10 @@ writable port opens and cancels it when the port closes):
    so a device whose text stream lacks PID, SER# or FW still shows its name.
 2. **Registers**: each configured register every ``interval`` seconds (0 = only at connect).
    A register the device refuses (flags != 0) is logged once and asked no more.
-3. **Keep-alive**: a ping when nothing was sent for :data:`KEEPALIVE` seconds, so devices that
+3. **History** (MPPTs): the total record 0x104F and the day records 0x1050-0x106E (today
+   and up to 30 days before, as many as the device has), at connect and again after each day
+   change (the text field ``HSDS``, ``day_sequence``, changes); handed to ``on_history``.
+4. **Keep-alive**: a ping when nothing was sent for :data:`KEEPALIVE` seconds, so devices that
    drop out of HEX mode keep sending their asynchronous ``:A`` values.
 
 Values (polled or asynchronous, whichever arrived last wins) live in :attr:`values` under
@@ -20,10 +23,12 @@ identity to each text reading before the session publishes it, so they reach eve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import date
 
 from .commands import (
     Identity,
@@ -36,6 +41,7 @@ from .commands import (
     Version,
     register_label,
 )
+from .daily import DAYS, FIRST_DAY, TOTAL, DailyRecord, HistoryDay, HistoryTotal, daily_record
 from .errors import PortClosedError
 from .fields import Value as FieldValue
 from .fields import product_family, product_name
@@ -100,6 +106,7 @@ class RegisterPoller:
         interval: float,
         *,
         defaults: bool = True,
+        on_history: Callable[[tuple[DailyRecord, ...], date], None] | None = None,
     ) -> None:
         """``defaults``: also the product family's default registers (once the PID is known)."""
         self.name = name
@@ -115,6 +122,11 @@ class RegisterPoller:
         self._refused: set[int] = set()
         self._last_sent = 0.0
         self._text_pid: int | None = None
+        self._on_history = on_history
+        self._history_due = True  # read at connect, and again after a day change
+        self._wake = asyncio.Event()  # set when there is work before the next poll
+        self._day_sequence: int | None = None
+        self.history_total: HistoryTotal | None = None
 
     # -- values in, readings out ---------------------------------------------------------------
 
@@ -133,6 +145,7 @@ class RegisterPoller:
         self.identity = Identity()
         self._text_pid = None
         self._refused.clear()
+        self._history_due = True
 
     def store(self, value: RegisterValue, mono: float | None = None) -> None:
         """Keep a register value (a poll answer or an ``:A`` record); the newest wins."""
@@ -149,6 +162,12 @@ class RegisterPoller:
         """``reading`` with the register values and the HEX identity added where it lacks them."""
         if reading.pid is not None:
             self._text_pid = reading.pid
+        sequence = reading.values.get("day_sequence")
+        if isinstance(sequence, int) and not isinstance(sequence, bool):
+            if self._day_sequence is not None and sequence != self._day_sequence:
+                self._history_due = True  # a new day: yesterday's record is complete now
+                self._wake.set()
+            self._day_sequence = sequence
         ident = self.identity
         if not self.values and ident == Identity():
             return reading
@@ -181,6 +200,8 @@ class RegisterPoller:
             await self._identify()
             await self._poll()
             while not self.link.mute:
+                if self._history_due:
+                    await self._read_history()
                 if self._interval > 0:
                     await self._wait(self._interval)
                     await self._poll()
@@ -251,12 +272,38 @@ class RegisterPoller:
                 )
         self.polls += 1
 
+    async def _read_history(self) -> None:
+        """The MPPT history: total, then day 0 (today) back while the device has days."""
+        self._history_due = False
+        pid = self.identity.pid if self.identity.pid is not None else self._text_pid
+        if self._on_history is None or pid is None or product_family(pid) != "mppt":
+            return
+        result = await self._ask(Request.get(TOTAL))
+        total = result.value.value if isinstance(result, Value) else None
+        self.history_total = total if isinstance(total, HistoryTotal) else None
+        days: list[DailyRecord] = []
+        for n in range(DAYS):
+            result = await self._ask(Request.get(FIRST_DAY + n))
+            day = result.value.value if isinstance(result, Value) else None
+            if not isinstance(day, HistoryDay):
+                break  # flags != 0: the device has no such day yet (or it did not answer)
+            days.append(daily_record(FIRST_DAY + n, day))
+        self._on_history(tuple(days), date.today())
+        _LOGGER.info("%s: read %d history days", self.name, len(days))
+
     async def _wait(self, duration: float) -> None:
-        """Sleep ``duration`` s; ping to keep HEX alive when nothing else went out for long."""
+        """Sleep ``duration`` s; ping to keep HEX alive when nothing else went out for long.
+        A day change cuts the sleep short (the history is read at once)."""
         until = time.monotonic() + duration
         while (left := until - time.monotonic()) > 0 and not self.link.mute:
+            if self._history_due:
+                await self._read_history()
+                continue
             keepalive = self._last_sent + KEEPALIVE - time.monotonic()
             if keepalive <= 0:
                 await self._ask(Request.ping())
                 continue
-            await asyncio.sleep(min(left, keepalive))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, keepalive)):
+                    await self._wake.wait()

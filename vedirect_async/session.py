@@ -38,6 +38,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import cast
 
 import serial
@@ -46,6 +47,7 @@ import serial_asyncio_fast
 from .backoff import Backoff
 from .commands import Request, Result, Value, parse_register
 from .config import DeviceConfig, WatchdogConfig
+from .daily import DailyRecord
 from .decoder import Decoder
 from .errors import PortClosedError
 from .hexlink import HexLink
@@ -137,6 +139,7 @@ class DeviceSession:
             ),
             device.register_interval,
             defaults="defaults" in device.registers,
+            on_history=self._history_read,
         )
         self._unknown_logged = 0  # unknown labels already named in the log
         self._previous: Reading | None = None
@@ -386,6 +389,11 @@ class DeviceSession:
                 self.port,
                 exc_info=True,
             )
+
+    def _history_read(self, days: tuple[DailyRecord, ...], today: date) -> None:
+        """The poller read the device's history (MPPT days): keep it on the device state."""
+        self.state.daily = days
+        self.state.daily_date = today
 
     def _on_hex(self, record: HexRecord) -> None:
         """A verified HEX record: an answer to the command in flight, or an async value."""

@@ -17,7 +17,9 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, field
+from datetime import date
 
+from .daily import DailyRecord
 from .parser import ParserStats
 
 __all__ = ["DeviceChange", "DeviceState", "OutputHealth", "OutputState", "ReaderState"]
@@ -54,6 +56,8 @@ class DeviceState:
     last_reading_wall: float | None = None  # time.time()
     unknown_labels: int = 0
     undecodable: int = 0  # known fields whose value did not parse (published as unavailable)
+    daily: tuple[DailyRecord, ...] = ()  # MPPT history over HEX, today first (issue 14)
+    daily_date: date | None = None  # the local date when ``daily`` was read (its day 0)
 
     def snapshot(self) -> DeviceChange:
         """The reader state as an immutable record (what change subscribers receive)."""

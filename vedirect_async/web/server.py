@@ -18,6 +18,7 @@ from ..hub import Hub
 from .api import handle_history, handle_readings
 from .common import checked_query
 from .control import CONTROL, WriteCollector, handle_write
+from .daily import handle_daily
 from .guard import BACKLOG, IDLE_TIMEOUT, ConnectionGuard, RequestLog, connection_cap
 from .health import handle_api_health, handle_health
 from .metrics import HubCollector, handle_metrics
@@ -112,6 +113,7 @@ def make_app(
     app.router.add_get("/api/health", handle_api_health)
     app.router.add_get("/api/readings", handle_readings)
     app.router.add_get("/api/history", handle_history)
+    app.router.add_get("/api/daily", handle_daily)
     app.router.add_get("/api/stream", handle_stream, allow_head=False)
     app.router.add_get("/static/{name}", handle_static)
     app.router.add_post("/api/devices/{device}/{name}", handle_write)
