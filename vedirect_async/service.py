@@ -54,6 +54,8 @@ READER_GRACE = 0.3
 OUTPUT_GRACE = 1.0  # outputs and the web server, cancelled together (CSV flushes in 0.8)
 CLOSE_GRACE = 0.3  # Output.aclose(), all outputs at once
 HARD_EXIT_AFTER = 1.9
+EXIT_MARGIN = 0.05  # the forced exit waits this long for its note to reach stderr
+LOG_CLOSE_MARGIN = 0.25  # the logging shutdown ends this long before the hard deadline
 # A supervised part that ran this long before failing starts its backoff from scratch.
 STABLE_AFTER = 60.0
 # Outputs whose presence means the user sees readings elsewhere (no INFO line per reading).
@@ -316,20 +318,38 @@ def _load(path: str | None, registry: Mapping[str, OutputSpec] = REGISTRY) -> Co
 
 
 def cli_run(path: str | None, registry: Mapping[str, OutputSpec] = REGISTRY) -> int:
-    """``run``: the service in the foreground until SIGTERM/SIGINT; exit 0, or 2 on bad config.
-    ``registry``: the outputs (their sections, factories), normally all registered ones."""
+    """``run``: the service in the foreground until SIGTERM/SIGINT/SIGHUP; exit 0, or 2 on bad
+    config. ``registry``: the outputs (their sections, factories), normally all registered ones.
+    The hard deadline, once a stop began, covers everything to the process's end, the logging
+    shutdown included: a stderr nobody reads cannot hold the exit."""
     config = _load(path, registry)
     if config is None:
         return 2
-    handle = setup_logging(config.logging)
+    try:
+        handle = setup_logging(config.logging)
+    except ConfigError as exc:
+        sys.stderr.write(f"vedirect-async: {config.source}: {exc}\n")
+        return 2
     _LOGGER.info("configuration from %s", config.source)
     deadline = _HardDeadline()
     try:
         asyncio.run(_serve(config, deadline, registry))
     finally:
+        deadline.start()  # no-op after a signal; otherwise (an error) the budget starts now
+        drained = handle.close(timeout=max(0.0, deadline.remaining() - LOG_CLOSE_MARGIN))
+        if not drained:
+            # The log writer is stuck in write(2) (stderr not read, a hung disk): the normal
+            # interpreter exit would flush stderr and block, or abort on its lock. Everything
+            # else is closed by now, so leave without it.
+            os._exit(0 if sys.exc_info()[0] is None else 1)
         deadline.cancel()
-        handle.close()
     return 0
+
+
+# SIGTERM, SIGINT and SIGHUP (the terminal or session went away) stop the service cleanly;
+# SIGUSR1/SIGUSR2 are logged and ignored (their default would kill the process uncleanly).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+IGNORED_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 
 
 async def _serve(
@@ -340,6 +360,9 @@ async def _serve(
 
     def on_signal(signum: int) -> None:
         name = signal.Signals(signum).name
+        if signum in IGNORED_SIGNALS:
+            _LOGGER.info("%s received; ignored (it has no meaning here)", name)
+            return
         if stop.is_set():
             # Repeats are common (`timeout` and some supervisors signal the process and its
             # group); the hard deadline already bounds the shutdown, so they change nothing.
@@ -349,13 +372,15 @@ async def _serve(
         stop.set()
         deadline.start()
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (*STOP_SIGNALS, *IGNORED_SIGNALS):
         loop.add_signal_handler(signum, on_signal, signum)
     try:
         await Service(config, registry=registry).run(stop)
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+        for signum in (*STOP_SIGNALS, *IGNORED_SIGNALS):
+            loop.remove_signal_handler(signum)  # this restores the default action (death) ...
+            signal.signal(signum, signal.SIG_IGN)  # ... so: ignored until the process ends
+        deadline.start()  # a stop without a signal (an error) is bounded too
 
 
 class _HardDeadline:
@@ -363,12 +388,20 @@ class _HardDeadline:
 
     def __init__(self) -> None:
         self._timer: threading.Timer | None = None
+        self._ends = 0.0
 
     def start(self) -> None:
         if self._timer is None:
+            self._ends = time.monotonic() + HARD_EXIT_AFTER
             self._timer = threading.Timer(HARD_EXIT_AFTER, self.fire)
             self._timer.daemon = True
             self._timer.start()
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline fires (HARD_EXIT_AFTER before it started)."""
+        if self._timer is None:
+            return HARD_EXIT_AFTER
+        return max(0.0, self._ends - time.monotonic())
 
     def cancel(self) -> None:
         if self._timer is not None:
@@ -376,7 +409,15 @@ class _HardDeadline:
 
     @staticmethod
     def fire() -> None:
-        os.write(2, b"vedirect-async: shutdown did not finish in time; exiting\n")
+        # The note is written by another thread: if stderr is a pipe nobody reads, write(2)
+        # blocks, and the exit must not wait for it.
+        note = threading.Thread(
+            target=os.write,
+            args=(2, b"vedirect-async: shutdown did not finish in time; exiting\n"),
+            daemon=True,
+        )
+        note.start()
+        note.join(EXIT_MARGIN)
         os._exit(1)
 
 

@@ -87,8 +87,11 @@ def main(
     args = build_parser(registry).parse_args(words)
     if args.command is None:
         args.command = "run"
-    if early_stop and args.command == "run":
-        signal.signal(signal.SIGTERM, _stop_before_start)
+    if early_stop and args.command == "run":  # SIGHUP stops, SIGUSR1/2 are ignored (service.py)
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _stop_before_start)
+        for signum in (signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(signum, signal.SIG_IGN)
     handler: Handler = args.handler
     return handler(args)
 
