@@ -84,6 +84,7 @@ async def rig_factory(
         answer_within: float = 0.5,
         delay: float = 0.0,
         block: object = bmv_block,
+        keepalive: float | None = None,
     ) -> Rig:
         peer = HexPeer(device, MPPT_REGISTERS, mode=mode, delay=delay)
         peer.start()
@@ -96,6 +97,8 @@ async def rig_factory(
         )
         session = DeviceSession(config, Hub(), FAST)
         session.link.timeout = answer_within
+        if keepalive is not None:
+            session.poller.keepalive = keepalive
         rig = Rig(device, peer, session)
         running.append(asyncio.get_running_loop().create_task(session.run()))
         await wait_until(lambda: session.opened_at is not None, session.changed)
@@ -267,3 +270,11 @@ async def test_flood_of_async_records_and_garbage_stays_bounded(rig_factory: obj
     assert session.link.stats.async_values >= MAX_VALUES
     assert session.state.parser.hex_bad > 0
     await rig.reading()
+
+
+async def test_keepalive_pings_when_nothing_else_is_sent(rig_factory: object) -> None:
+    """register_interval = 0: after the connect reads, only keep-alive pings go out."""
+    assert callable(rig_factory)
+    rig: Rig = await rig_factory(registers=["0xEDDB"], interval=0, keepalive=0.1)
+    await rig.readings_until(lambda _: len(rig.peer.commands(b":154")) >= 3)
+    assert len(rig.peer.commands(b":7DBED")) == 1  # the register, read once at connect

@@ -123,6 +123,7 @@ class RegisterPoller:
         self._last_sent = 0.0
         self._text_pid: int | None = None
         self._on_history = on_history
+        self.keepalive = KEEPALIVE  # s without a command before a keep-alive ping
         self._history_due = True  # read at connect, and again after a day change
         self._wake = asyncio.Event()  # set when there is work before the next poll
         self._day_sequence: int | None = None
@@ -206,7 +207,7 @@ class RegisterPoller:
                     await self._wait(self._interval)
                     await self._poll()
                 else:
-                    await self._wait(KEEPALIVE)
+                    await self._wait(self.keepalive)
         except PortClosedError:
             return
 
@@ -299,7 +300,7 @@ class RegisterPoller:
             if self._history_due:
                 await self._read_history()
                 continue
-            keepalive = self._last_sent + KEEPALIVE - time.monotonic()
+            keepalive = self._last_sent + self.keepalive - time.monotonic()
             if keepalive <= 0:
                 await self._ask(Request.ping())
                 continue
