@@ -15,6 +15,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,13 @@ async def pipeline(tmp_path: Path) -> AsyncIterator[tuple[str, Hub, list[Feed], 
         await server.close()
 
 
+def shown_as(value: object, decimals: int) -> str:
+    """``value`` as the page shows it: Intl.NumberFormat rounds the number's shortest decimal
+    form half away from zero (12.465 shows 12.47; a tolerance of 0.005 fails on such ties)."""
+    assert isinstance(value, float)
+    return str(Decimal(repr(value)).quantize(Decimal(1).scaleb(-decimals), ROUND_HALF_UP))
+
+
 SOC_TEXT = 'document.querySelector(\'[data-device="bmv"] [data-field="soc"]\').textContent'
 
 
@@ -119,12 +127,12 @@ async def test_page_live_in_chromium(tmp_path: Path) -> None:
         )
         point = await page.wait_for(f"{last_point}[0] === {t_ms} && {last_point}", limit=10)
         assert point == [t_ms, soc]
-        shown = await page.wait_for(f"{SOC_TEXT} === '{soc:.1f}' && {SOC_TEXT}")
-        assert shown == f"{soc:.1f}"
+        shown = await page.wait_for(f"{SOC_TEXT} === '{shown_as(soc, 1)}' && {SOC_TEXT}")
+        assert shown == shown_as(soc, 1)
         voltage = await page.evaluate(
             'document.querySelector(\'[data-device="bmv"] [data-field="voltage"]\').textContent'
         )
-        assert float(voltage) == pytest.approx(reading.values["voltage"], abs=0.005)
+        assert voltage == shown_as(reading.values["voltage"], 2)
         # the MPPT card exists with its own fields and charts
         await page.wait_for(
             'document.querySelector(\'[data-device="solar"] [data-field="panel_power"]\')'
