@@ -43,6 +43,8 @@ pytestmark = pytest.mark.faults
 STATE = "vedirect/bmv/state"
 HOLD = 1.2  # seconds each fault lasts
 RECOVERY = 4.0  # seconds a recovered output may take to carry a new reading
+LAG = 3.0  # seconds an unaffected output may trail the feeder (a loaded machine); a fault that
+# held it up would stall it for the fault's whole duration, or 0.4 s a reading when slow
 DOMOTICZ_INTERVAL = 0.2
 ALL = ("csv", "mqtt", "domoticz", "http")
 
@@ -183,7 +185,6 @@ async def test_each_output_fault_alone_and_all_at_once_leave_the_others_at_full_
         *,
         reported: tuple[str, ...] | None = None,
     ) -> None:
-        csv0, states0 = len(out.csv()), len(out.states())
         t0, n0 = time.monotonic(), numbered.n
         done = inject()
         if inspect.isawaitable(done):
@@ -192,14 +193,19 @@ async def test_each_output_fault_alone_and_all_at_once_leave_the_others_at_full_
         n1, t1 = numbered.n, time.monotonic()
         fed = n1 - n0
         kept: list[str] = []
-        if "csv" not in failing:
-            got = len(out.csv()) - csv0
-            assert got >= 0.9 * fed, f"{label}: csv wrote {got} rows for {fed} readings"
-            kept.append(f"csv {got}/{fed}")
-        if "mqtt" not in failing:
-            got = len(out.states()) - states0
-            assert got >= 0.9 * fed, f"{label}: mqtt sent {got} states for {fed} readings"
-            kept.append(f"mqtt {got}/{fed}")
+        for name, carried, what in (("csv", out.csv, "rows"), ("mqtt", out.states, "states")):
+            if name in failing:
+                continue
+            # The fault still holds: the readings fed during it must reach this output (the
+            # service may lag the feeder by a second on a loaded machine), then count them.
+            lag = await wait_until(
+                lambda name=name: out.newest(name) >= n1,  # type: ignore[misc]
+                LAG,
+                f"{label}: {name} carrying reading #{n1} (fed during the fault) while it holds",
+            )
+            got = len([n for n in carried() if n0 < n <= n1])
+            assert got >= 0.9 * fed, f"{label}: {name} {what}: {got} for {fed} readings"
+            kept.append(f"{name} {got}/{fed} (+{lag:.2f} s)")
         if "domoticz" not in failing:
             got = len(out.posts(t0))
             due = (t1 - t0) / DOMOTICZ_INTERVAL
