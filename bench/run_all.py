@@ -98,6 +98,10 @@ PLANS: dict[str, Plan] = {
             ("MQTT latency p50 / p99", rf"latency p50 ({_NUM} ms), p99 ({_NUM} ms)"),
         ),
     ),
+    "control.py": Plan(
+        ("--commands", "20"),
+        (("MQTT command -> confirmed state p50/p99", rf"state p50 ({_NUM} ms), p99 ({_NUM} ms)"),),
+    ),
     "web.py": Plan(
         ("--seconds", "3"),
         (

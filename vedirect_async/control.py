@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import logging
 import time
@@ -45,6 +46,7 @@ from .config import DeviceConfig
 from .errors import PortClosedError
 from .fields import product_family, product_name
 from .logsetup import RateLimitedLogger
+from .reading import Reading
 from .registers import REGISTERS, Register, encode_value, lookup
 from .session import DeviceSession
 from .writable import Control, control_for
@@ -326,6 +328,21 @@ class Controller:
     def enabled(self) -> bool:
         """Whether any device may be written at all."""
         return any(d.allowed for d in self.devices.values())
+
+    def reading(self, device: str) -> Reading | None:
+        """``device``'s latest reading with its register values as they are now (a write's
+        read-back included), for an output that shows a confirmed write at once."""
+        control = self.devices.get(device)
+        if control is None:
+            return None
+        latest = control.session.hub.latest.get(device)
+        if latest is None:
+            return None
+        now = control.session.poller.values
+        values = dict(latest.values)
+        for name in (c.name for c in control.controls() if c.name in now):
+            values[name] = now[name][0]
+        return dataclasses.replace(latest, values=values)
 
     def listen(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` after every confirmed write; returns the function that stops it."""

@@ -112,6 +112,8 @@ class MqttOutput(Output):
         if not self._client_stem:
             self._client_stem = f"vedirect-{safe_topic_level(socket.gethostname())}"
         changes = self._hub.device_changes(self.name) if self._hub is not None else None
+        # a confirmed write: the state with the read-back at once, not at the next reading
+        unlisten = self.control.listen(self._written) if self.control is not None else None
         try:
             async with asyncio.TaskGroup() as group:
                 spawn: Callable[[str], Link] = lambda device: self._spawn(group, device)  # noqa: E731
@@ -125,8 +127,16 @@ class MqttOutput(Output):
                         link = self._links.get(device) or spawn(device)
                         link.offer(reading)
         finally:
+            if unlisten is not None:
+                unlisten()
             if changes is not None:
                 changes.close()
+
+    def _written(self, device: str, *_: object) -> None:
+        link = self._links.get(device)
+        reading = self.control.reading(device) if self.control is not None else None
+        if link is not None and reading is not None:
+            link.offer(reading)
 
     async def _follow(self, changes: DeviceChanges, spawn: Callable[[str], Link]) -> None:
         """Keep each device's reader state as the hub tells it; wake its connection."""
