@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from tests.webfeed import make_config
 from vedirect_async.config import DeviceConfig, WatchdogConfig
 from vedirect_async.hub import Hub
 from vedirect_async.outputs.mqtt.discovery import discovery_configs
 from vedirect_async.outputs.mqtt.topics import Topics, state_payload
+from vedirect_async.present import domoticz_value
 from vedirect_async.reading import Reading
 from vedirect_async.session import DeviceSession
+from vedirect_async.web import make_app
 from vedirect_async.web.common import reading_json
 
 
@@ -64,3 +69,23 @@ async def test_hex_identity_in_the_ha_device(mppt_reading: Reading) -> None:
     device = next(iter(configs.values()))["device"]
     assert device["serial_number"] == mppt_reading.serial
     assert device["sw_version"] == mppt_reading.firmware
+
+
+async def test_register_value_in_metrics_and_domoticz(
+    mppt_reading: Reading, tmp_path: Path
+) -> None:
+    """/metrics exports it (vedirect_value, no unit label yet); a Domoticz idx can map it."""
+    hub = Hub()
+    hub.publish(mppt_reading)
+    async with TestClient(TestServer(make_app(make_config(tmp_path), hub))) as client:
+        text = await (await client.get("/metrics")).text()
+    line = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("vedirect_value{") and 'field="charger_temperature"' in line
+    )
+    assert float(line.rsplit(" ", 1)[1]) == pytest.approx(
+        mppt_reading.values["charger_temperature"]
+    )
+    value = mppt_reading.values["charger_temperature"]
+    assert domoticz_value("temperature", value, "charger_temperature") == (0, f"{value:.2f}")
