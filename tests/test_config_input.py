@@ -19,6 +19,8 @@ import pytest
 
 from vedirect_async.settings import ConfigError, load_config, schema
 
+from .entry_point import run_entry_point
+
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "MQTTSECRET-4f2a9c"
 
@@ -295,3 +297,23 @@ def test_unknown_section_has_its_line(tmp_path: Path) -> None:
     assert error_of(tmp_path, text).startswith("c.toml:3: mqtt.tls_options = {'x': 1}: expected")
     text = "# c\nlog.level = 'x'\n"
     assert error_of(tmp_path, text).startswith("c.toml:2: log = {'level': 'x'}: expected")
+
+
+@pytest.mark.parametrize("case", ["fifo", "directory", "variable", "nan"])
+def test_the_real_process_exits_2_with_one_line(tmp_path: Path, case: str) -> None:
+    """`python -m vedirect_async` itself: one line on stderr, exit 2, never a hang."""
+    config = tmp_path / "c.toml"
+    env = dict(os.environ)
+    if case == "fifo":
+        os.mkfifo(config)
+    elif case == "directory":
+        config.mkdir()
+    elif case == "variable":
+        config.write_text("[http]\nport = 8080\n", encoding="utf-8")
+        env["VEDIRECT_DEVICE__99999999999__PORT"] = "x"
+    else:
+        config.write_text("[watchdog]\nbackoff_initial = nan\n", encoding="utf-8")
+    done = run_entry_point("--config", str(config), environ=env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("vedirect-async: "), done.stderr

@@ -62,6 +62,14 @@ class _BoundedQueueHandler(logging.handlers.QueueHandler):
             self.dropped += 1
             self._unreported += 1
 
+    def flush_notice(self, timeout: float | None) -> None:
+        """At the end: say how many records were dropped since the last notice, if any
+        (waiting up to ``timeout`` for room; :class:`queue.Full` when there is none)."""
+        with self.lock or contextlib.nullcontext():
+            if self._unreported:
+                self.records.put(self._notice(), timeout=timeout)
+                self._unreported = 0
+
     def _notice(self) -> logging.LogRecord:
         return logging.LogRecord(
             __name__,
@@ -145,7 +153,9 @@ class LoggingHandle:
         root.removeHandler(self._root_handler)
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            self._root_handler.records.put(None, timeout=timeout)
+            self._root_handler.flush_notice(timeout)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            self._root_handler.records.put(None, timeout=left)
         except queue.Full:
             return False
         self._thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
