@@ -12,9 +12,10 @@
 - **Change notifications.** Whoever needs to act on a device's reader state (MQTT
   availability, for one) subscribes with :meth:`Hub.device_changes` instead of polling: it
   receives a :class:`~vedirect_async.state.DeviceChange` whenever a device's reader state,
-  reason or stuck flag changes (the session calls :meth:`Hub.device_changed`). The queue
-  keeps the newest change per device, so a slow consumer sees the current state, never an
-  unbounded backlog. A new subscription starts with the current state of every device.
+  reason or stuck flag changes, or its daily history is read (the session calls
+  :meth:`Hub.device_changed`). The queue keeps the newest change per device, so a slow
+  consumer sees the current state, never an unbounded backlog. A new subscription starts
+  with the current state of every device.
 - **Ending.** ``close()`` ends a subscription: a consumer waiting in ``get``/``wait`` gets
   :class:`~vedirect_async.errors.SubscriptionClosed`; ``async for`` simply ends.
 """

@@ -394,6 +394,7 @@ class DeviceSession:
         """The poller read the device's history (MPPT days): keep it on the device state."""
         self.state.daily = days
         self.state.daily_date = today
+        self.hub.device_changed(self.state)  # MQTT publishes it (retained)
 
     def _on_hex(self, record: HexRecord) -> None:
         """A verified HEX record: an answer to the command in flight, or an async value."""

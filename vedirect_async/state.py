@@ -61,18 +61,22 @@ class DeviceState:
 
     def snapshot(self) -> DeviceChange:
         """The reader state as an immutable record (what change subscribers receive)."""
-        return DeviceChange(self.name, self.state, self.reason, self.stuck)
+        return DeviceChange(
+            self.name, self.state, self.reason, self.stuck, self.daily, self.daily_date
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceChange:
     """A device's reader state at one moment: sent to ``hub.device_changes()`` subscribers
-    whenever its state, reason or stuck flag changes."""
+    whenever its state, reason or stuck flag changes, or its daily history is read."""
 
     device: str
     state: ReaderState
     reason: str
     stuck: bool = False
+    daily: tuple[DailyRecord, ...] = ()  # as DeviceState.daily
+    daily_date: date | None = None  # None: no history read (yet)
 
 
 class OutputHealth(enum.StrEnum):

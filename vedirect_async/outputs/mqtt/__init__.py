@@ -14,6 +14,10 @@ Topics (``<prefix>`` from ``[mqtt] prefix``, ``<device>`` the ``[[device]] name`
   reader-state change; nothing is polled) and at shutdown.
   ``online`` follows a fresh state, never precedes it: after a (re)start or reconnection, and
   after the reader was down, the current state is published first, so what is retained is live.
+- ``<prefix>/<device>/daily`` — an MPPT's daily history (the JSON list ``GET /api/daily``
+  serves, today first), always retained, published each time the session reads it (at
+  connect and after a day change: the hub tells the output), with HA sensors for yesterday's
+  figures the text stream lacks (:mod:`.daily`).
 - ``<discovery_prefix>/sensor|binary_sensor/<prefix>_<device>/<object>/config`` — Home
   Assistant discovery (also read by Domoticz's "MQTT Auto Discovery" hardware), retained,
   sent again whenever ``<discovery_prefix>/status`` says ``online``. Enum entities list an

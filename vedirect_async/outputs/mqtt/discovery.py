@@ -13,7 +13,15 @@ from ... import __version__, fields
 from ...reading import Reading
 from .topics import OFFLINE, ONLINE, Topics, domoticz_safe, safe_topic_level
 
-__all__ = ["UNKNOWN_OPTION", "Entity", "discovery_configs", "entity_for", "entity_name"]
+__all__ = [
+    "UNKNOWN_OPTION",
+    "Entity",
+    "device_info",
+    "discovery_configs",
+    "entity_config",
+    "entity_for",
+    "entity_name",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,60 +178,87 @@ def _attributes_template(name: str) -> str:
     return f"{{{{ {{'received': value_json.get('{name}')}} | tojson }}}}"
 
 
-def discovery_configs(topics: Topics, reading: Reading) -> dict[str, dict[str, Any]]:
-    """Discovery topic → config for every field of ``reading`` that makes an HA entity."""
-    node = topics.node_id
-    device_info: dict[str, Any] = {
-        "identifiers": [node],
+def device_info(topics: Topics, reading: Reading) -> dict[str, Any]:
+    """The HA device block every entity of ``reading``'s device carries."""
+    info: dict[str, Any] = {
+        "identifiers": [topics.node_id],
         # the configured name only: HA prefixes every entity name with it
         "name": reading.device,
         "manufacturer": "Victron Energy",
         "model": reading.product or (f"PID 0x{reading.pid:04X}" if reading.pid else "VE.Direct"),
     }
     if reading.pid is not None:
-        device_info["model_id"] = f"0x{reading.pid:04X}"
+        info["model_id"] = f"0x{reading.pid:04X}"
     if reading.serial:
-        device_info["serial_number"] = reading.serial
+        info["serial_number"] = reading.serial
     if reading.firmware:
-        device_info["sw_version"] = reading.firmware
+        info["sw_version"] = reading.firmware
+    return info
+
+
+def entity_config(
+    topics: Topics,
+    device: dict[str, Any],
+    entity: Entity,
+    *,
+    key: str,
+    name: str,
+    state_topic: str,
+    value_template: str,
+) -> tuple[str, dict[str, Any]]:
+    """The discovery topic and config of one entity (``key``: its object id before it is
+    made safe); the caller adds what is particular to it (options, attributes)."""
+    node = topics.node_id
+    object_id = domoticz_safe(safe_topic_level(key))
+    entity_id = domoticz_safe(f"{node}_{object_id}")
+    config: dict[str, Any] = {
+        "name": name,
+        "unique_id": entity_id,
+        # the entity id <component>.<prefix>_<device>_<field> on every HA version: HA
+        # before 2025.10 reads only object_id (and drops default_entity_id as an unknown
+        # key); 2025.10+ reads default_entity_id, object_id is deprecated there (2026.4)
+        "object_id": entity_id,
+        "default_entity_id": f"{entity.component}.{entity_id}",
+        "state_topic": state_topic,
+        "value_template": value_template,
+        "availability_topic": topics.availability,
+        "payload_available": ONLINE,
+        "payload_not_available": OFFLINE,
+        "device": device,
+        "origin": {"name": "vedirect_async", "sw_version": __version__},
+    }
+    if entity.component == "binary_sensor":
+        config["payload_on"] = "ON"
+        config["payload_off"] = "OFF"
+    if entity.device_class:
+        config["device_class"] = entity.device_class
+    if entity.state_class:
+        config["state_class"] = entity.state_class
+    if entity.unit:
+        config["unit_of_measurement"] = entity.unit
+    return f"{topics.discovery_prefix}/{entity.component}/{node}/{object_id}/config", config
+
+
+def discovery_configs(topics: Topics, reading: Reading) -> dict[str, dict[str, Any]]:
+    """Discovery topic → config for every field of ``reading`` that makes an HA entity."""
+    device = device_info(topics, reading)
     out: dict[str, dict[str, Any]] = {}
     for name in reading.values:
         entity = entity_for(name)
         if entity is None:
             continue
-        field = fields.lookup(name)
-        assert field is not None  # entity_for returned an entity
-        object_id = domoticz_safe(safe_topic_level(name))
-        entity_id = domoticz_safe(f"{node}_{object_id}")
-        config: dict[str, Any] = {
-            "name": entity_name(name),
-            "unique_id": entity_id,
-            # the entity id <component>.<prefix>_<device>_<field> on every HA version: HA
-            # before 2025.10 reads only object_id (and drops default_entity_id as an unknown
-            # key); 2025.10+ reads default_entity_id, object_id is deprecated there (2026.4)
-            "object_id": entity_id,
-            "default_entity_id": f"{entity.component}.{entity_id}",
-            "state_topic": topics.state,
-            "value_template": _value_template(name, entity),
-            "availability_topic": topics.availability,
-            "payload_available": ONLINE,
-            "payload_not_available": OFFLINE,
-            "device": device_info,
-            "origin": {"name": "vedirect_async", "sw_version": __version__},
-        }
-        if entity.component == "binary_sensor":
-            config["payload_on"] = "ON"
-            config["payload_off"] = "OFF"
-        if entity.device_class:
-            config["device_class"] = entity.device_class
-        if entity.state_class:
-            config["state_class"] = entity.state_class
-        if entity.unit:
-            config["unit_of_measurement"] = entity.unit
+        topic, config = entity_config(
+            topics,
+            device,
+            entity,
+            key=name,
+            name=entity_name(name),
+            state_topic=topics.state,
+            value_template=_value_template(name, entity),
+        )
         if entity.options:
             config["options"] = list(entity.options)
             config["json_attributes_topic"] = topics.state
             config["json_attributes_template"] = _attributes_template(name)
-        topic = f"{topics.discovery_prefix}/{entity.component}/{node}/{object_id}/config"
         out[topic] = config
     return out

@@ -19,6 +19,7 @@ from ...errors import DeliveryError, PermanentDeliveryError, TransientDeliveryEr
 from ...reading import Reading
 from ..delivery import Delivery
 from .control import Commands, control_configs
+from .daily import History, daily_configs, daily_payload
 from .discovery import discovery_configs
 from .topics import OFFLINE, ONLINE, Topics, domoticz_messages, field_text, state_payload
 
@@ -74,6 +75,8 @@ class Link:
         self.identity: tuple[str | None, ...] = ()
         self.rediscover = False
         self.last_state_publish = -math.inf
+        self.published_daily: History | None = None  # the history last published on this connection
+        self.daily_discovered = False
         self._listener: asyncio.Task[None] | None = None
         control = output.control
         self.commands = Commands(control, device, self.topics) if control is not None else None
@@ -117,6 +120,8 @@ class Link:
         cfg = self.output.config
         self.discovered = frozenset()
         self.fresh = False
+        self.published_daily = None  # a restarted broker may have lost the retained history
+        self.daily_discovered = False
         if cfg.discovery:
             await client.subscribe(self.topics.ha_status, qos=1)
         if self.commands is not None:
@@ -211,6 +216,7 @@ class Link:
                 latest = self.output.latest(self.device)
                 if latest is not None:
                     await self._publish_discovery(client, latest)
+            await self._publish_daily(client)
             if listener.done():  # the connection dropped (or the listener failed)
                 listener.result()
                 raise aiomqtt.MqttError("Disconnected")
@@ -258,8 +264,28 @@ class Link:
         configs = discovery_configs(self.topics, reading)
         if self.commands is not None:
             configs |= control_configs(self.topics, self.commands.controls())
+        history = self.output.daily(self.device)
+        if history is not None and history[0]:  # sensors only for a device with history
+            configs |= daily_configs(self.topics, reading)
+            self.daily_discovered = True
         for topic, config in configs.items():
             await self._send(client, topic, json.dumps(config), qos=1, retain=True)
         self.discovered = frozenset(reading.values)
         self.identity = (reading.product, reading.serial, reading.firmware)
         self.output.state.count("discovery_messages", len(configs))
+
+    async def _publish_daily(self, client: aiomqtt.Client) -> None:
+        """The device's history, retained, whenever it was read anew (and on each connection);
+        its HA sensors first, once the device has history."""
+        history = self.output.daily(self.device)
+        if history is None or history == self.published_daily:
+            return
+        cfg = self.output.config
+        if cfg.discovery and history[0] and not self.daily_discovered:
+            latest = self.output.latest(self.device)  # the device block needs its identity
+            if latest is not None:
+                await self._publish_discovery(client, latest)
+        payload = daily_payload(*history)
+        await self._send(client, self.topics.daily, payload, qos=cfg.qos, retain=True)
+        self.published_daily = history
+        self.output.state.count("daily_messages")

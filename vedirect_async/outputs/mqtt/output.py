@@ -18,6 +18,7 @@ from ...hub import DeviceChanges, Hub, OutputHealth, OutputState, ReaderState, S
 from ...reading import Reading
 from ..base import Output
 from .config import MqttConfig
+from .daily import History
 from .link import Link
 from .topics import OFFLINE, safe_topic_level
 
@@ -48,6 +49,8 @@ class MqttOutput(Output):
         self._links: dict[str, Link] = {}
         #: each device's reader state as the hub last told it (READING = up)
         self._reader_up: dict[str, bool] = {}
+        #: each device's daily history and its day 0 as the hub last told them
+        self._daily: dict[str, History] = {}
         self._client_stem = config.client_id
         #: set whenever the output's health is updated (lets callers wait instead of polling)
         self.state_changed = asyncio.Event()
@@ -67,6 +70,10 @@ class MqttOutput(Output):
         A device the hub has no reader state for (readings from elsewhere) is trusted.
         """
         return self._reader_up.get(device, True)
+
+    def daily(self, device: str) -> History | None:
+        """The device's history (today first) and its today; None until it has been read."""
+        return self._daily.get(device)
 
     def client_for(self, link: Link) -> aiomqtt.Client:
         cfg = self.config
@@ -139,9 +146,12 @@ class MqttOutput(Output):
             link.offer(reading)
 
     async def _follow(self, changes: DeviceChanges, spawn: Callable[[str], Link]) -> None:
-        """Keep each device's reader state as the hub tells it; wake its connection."""
+        """Keep each device's reader state and history as the hub tells them; wake its
+        connection."""
         async for change in changes:
             self._reader_up[change.device] = change.state is ReaderState.READING
+            if change.daily_date is not None:
+                self._daily[change.device] = (change.daily, change.daily_date)
             link = self._links.get(change.device) or spawn(change.device)
             link.wake.set()
 

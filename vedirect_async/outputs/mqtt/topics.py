@@ -67,6 +67,10 @@ class Topics:
         return f"{self.base}/state"
 
     @property
+    def daily(self) -> str:
+        return f"{self.base}/daily"
+
+    @property
     def availability(self) -> str:
         return f"{self.base}/availability"
 
