@@ -225,6 +225,9 @@ async def test_polled_registers_and_identity_join_the_readings(rig_factory: obje
     assert reading.product == "SmartSolar MPPT 100|20"
     assert reading.serial == "HQ1840MAEI4"
     assert reading.firmware == "1.16"
+    identity = rig.session.state.identity  # kept on the device state too
+    assert identity is not None
+    assert identity.model == "SmartSolar MPPT 100|20"
 
 
 async def test_family_defaults_read_the_mppt_temperature(rig_factory: object) -> None:

@@ -107,6 +107,7 @@ class RegisterPoller:
         *,
         defaults: bool = True,
         on_history: Callable[[tuple[DailyRecord, ...], date], None] | None = None,
+        on_identity: Callable[[Identity], None] | None = None,
     ) -> None:
         """``defaults``: also the product family's default registers (once the PID is known)."""
         self.name = name
@@ -123,6 +124,7 @@ class RegisterPoller:
         self._last_sent = 0.0
         self._text_pid: int | None = None
         self._on_history = on_history
+        self._on_identity = on_identity
         self.keepalive = KEEPALIVE  # s without a command before a keep-alive ping
         self._history_due = True  # read at connect, and again after a day change
         self._wake = asyncio.Event()  # set when there is work before the next poll
@@ -240,6 +242,8 @@ class RegisterPoller:
                 else:
                     model = text
         self.identity = Identity(pid, firmware, serial, model)
+        if self._on_identity is not None:
+            self._on_identity(self.identity)
         _LOGGER.info(
             "%s: HEX identity: %s, firmware %s, serial %s",
             self.name,

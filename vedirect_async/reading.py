@@ -300,7 +300,9 @@ class Assembler:
         self._since_pid = 0  # this update's size was not observed
 
     def feed_event(self, event: Event, wall: datetime, mono: float) -> Reading | None:
-        """Feed any parser event: text blocks are assembled, lost blocks noted, HEX ignored."""
+        """Feed any parser event: text blocks are assembled, lost blocks noted, HEX records
+        left to the device session (answers to its commands; ``:A`` values of the registers it
+        polls join its readings there, see :mod:`vedirect_async.poller`)."""
         if isinstance(event, TextBlock):
             return self.feed(event, wall, mono)
         if isinstance(event, ErrorEvent) and event.kind in _TEXT_LOSSES:

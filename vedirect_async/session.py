@@ -45,7 +45,7 @@ import serial
 import serial_asyncio_fast
 
 from .backoff import Backoff
-from .commands import Request, Result, Value, parse_register
+from .commands import Identity, Request, Result, Value, parse_register
 from .config import DeviceConfig, WatchdogConfig
 from .daily import DailyRecord
 from .decoder import Decoder
@@ -140,6 +140,7 @@ class DeviceSession:
             device.register_interval,
             defaults="defaults" in device.registers,
             on_history=self._history_read,
+            on_identity=self._identified,
         )
         self._unknown_logged = 0  # unknown labels already named in the log
         self._previous: Reading | None = None
@@ -389,6 +390,10 @@ class DeviceSession:
                 self.port,
                 exc_info=True,
             )
+
+    def _identified(self, identity: Identity) -> None:
+        """The poller read the device's identity over HEX: keep it on the device state."""
+        self.state.identity = identity
 
     def _history_read(self, days: tuple[DailyRecord, ...], today: date) -> None:
         """The poller read the device's history (MPPT days): keep it on the device state."""
