@@ -18,6 +18,7 @@ from tests.webfeed import free_port
 from vedirect_async import cli
 from vedirect_async.control import Controller
 from vedirect_async.hub import Hub
+from vedirect_async.service import Service
 from vedirect_async.session import DeviceSession
 from vedirect_async.settings import Config, load_config
 from vedirect_async.web import WebServer
@@ -173,3 +174,26 @@ def test_writable_checked_at_start_up(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "config.toml:5" in err
     assert "device[0].writable[1]" in err
     assert "a writable register" in err
+
+
+async def test_the_service_wires_writes_to_the_api(tmp_path: Path) -> None:
+    """The whole service: its web server and its sessions share one write policy."""
+    port = free_port()
+    service = Service(_config(tmp_path, port, TOKEN, '["device_mode"]'))
+    sub = service.hub.subscribe("test")
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        session = service.readers[0]
+        async with asyncio.timeout(10):
+            while session.poller.polls < 1 or service.web is None:
+                await sub.get()
+            await service.web.serving.wait()
+        api = Api(port, service.control, session)
+        status, body, _ = await api.post("/api/devices/mppt/device_mode", {"value": "off"})
+        assert (status, body["shown"]) == (200, "off")
+        status, _, _ = await api.post("/api/devices/mppt/battery_max_current", {"value": 5})
+        assert status == 403  # not in this device's writable list
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
