@@ -1,4 +1,5 @@
-"""The live page in a real headless Chromium: no console errors, current SOC, live chart points.
+"""The live page in a real headless Chromium: no console errors, current SOC, live chart points,
+an MPPT's daily yield bars.
 
 Set VEDIRECT_SCREENSHOT=path to keep the screenshot: ``make screenshot`` writes
 build/screenshot.png, ``make screenshot-docs`` the README's docs/screenshot.png. It is taken
@@ -14,7 +15,8 @@ import os
 import shutil
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from aiohttp.test_utils import TestServer
 from tests.chromium import CHROMIUM, open_page
 from tests.webfeed import LEGACY_COLUMNS, Feed, make_config, write_csv_history
 from vedirect_async.csv_columns import device_path
+from vedirect_async.daily import FIRST_DAY, LAST_DAY, DailyRecord, daily_record
 from vedirect_async.hub import Hub
 from vedirect_async.reading import Reading
 from vedirect_async.simulator import SimulatedDevice
@@ -38,6 +41,18 @@ HISTORY_HOURS = float(os.environ.get("VEDIRECT_SCREENSHOT_HOURS", "2"))
 # the CSV output's default columns plus the power fields, so every chart has its history
 CSV_COLUMNS = (*LEGACY_COLUMNS, ("Power", "power", 0), ("PPV", "panel_power", 0))
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def history_of(sim: SimulatedDevice) -> tuple[DailyRecord, ...]:
+    """The simulated MPPT's history days (today first), as its session reads them over HEX."""
+    assert sim.model is not None
+    days = []
+    for register in range(FIRST_DAY, LAST_DAY + 1):
+        raw = sim.model.get(register)
+        if raw is None:
+            break
+        days.append(daily_record(register, raw))
+    return tuple(days)
 
 
 @contextlib.asynccontextmanager
@@ -64,6 +79,9 @@ async def pipeline(tmp_path: Path) -> AsyncIterator[tuple[str, Hub, list[Feed], 
     feeds = [Feed(hub, name, clock=time.monotonic, sim=sim) for name, sim in sims.items()]
     for feed in feeds:
         feed.until_reading()
+    solar = hub.device("solar")  # what its session keeps after reading the history over HEX
+    solar.daily = history_of(sims["solar"])
+    solar.daily_date = date.today()
     hub.output("csv").ok()  # as the CSV output reports after writing a row
     hub.output("mqtt").degraded("broker unreachable; retrying in 8 s")
     running = asyncio.Event()
@@ -185,4 +203,57 @@ async def test_page_live_in_chromium(tmp_path: Path) -> None:
         )
         assert overflow["scroll"] <= overflow["width"]
         await page.screenshot(tmp_path / "phone.png", 390, 844, mobile=True)
+        assert page.errors == [], page.errors
+
+
+BARS = "[...document.querySelectorAll('[data-device=\"solar\"] .daily rect.bar')]"
+
+
+async def test_daily_yield_bars_in_chromium(tmp_path: Path) -> None:
+    """An MPPT's history (GET /api/daily) as one bar per day, oldest left, today right and
+    paler; none for a battery monitor; a history read anew replaces the bars."""
+    async with (
+        pipeline(tmp_path) as (url, hub, _feeds, _running),
+        open_page(url, tmp_path / "profile") as page,
+    ):
+        await page.wait_for("window.vedirect && window.vedirect.ready", limit=20)
+        days = hub.devices["solar"].daily
+        assert len(days) == 31
+        today = date.today()
+        bars = await page.wait_for(
+            f"{BARS}.length === {len(days)} && {BARS}.map(b => [b.dataset.date, "
+            "+b.getAttribute('height'), b.querySelector('title').textContent, "
+            "b.classList.contains('today')])"
+        )
+        oldest_first = list(reversed(days))
+        assert [b[0] for b in bars] == [d.calendar_day(today).isoformat() for d in oldest_first]
+        assert [b[3] for b in bars] == [False] * 30 + [True]
+        yields = [d.yield_kwh or 0.0 for d in oldest_first]
+        tallest = max(b[1] for b in bars)
+        for bar, value in zip(bars, yields, strict=True):  # heights in proportion, to a pixel
+            assert bar[1] == pytest.approx(tallest * value / max(yields), abs=1.0)
+        assert bars[0][2] == f"{oldest_first[0].calendar_day(today)}: {yields[0]:.2f} kWh"
+        assert bars[-1][2].endswith(" kWh so far")
+        total = await page.evaluate(
+            "document.querySelector('[data-device=\"solar\"] .daily .sum').textContent"
+        )
+        assert total == f"31 days: {sum(yields):.1f} kWh"
+        # a battery monitor has no history: no bars
+        assert await page.evaluate("document.querySelector('[data-device=\"bmv\"] .daily').hidden")
+        assert await page.evaluate("window.vedirect.devices.get('bmv').daily.length") == 0
+
+        # a day later the session has read the history anew: the page shows the new one
+        state = hub.device("solar")
+        new_day = replace(days[0], yield_kwh=0.05, day_sequence=(days[0].day_sequence or 0) + 1)
+        state.daily = (new_day, *(replace(d, days_ago=d.days_ago + 1) for d in days[:30]))
+        state.daily_date = today + timedelta(days=1)
+        await page.evaluate("loadDaily(window.vedirect.devices.get('solar'))")
+        newest = f"{BARS}[{BARS}.length - 1]"
+        shown = await page.wait_for(
+            f"{newest}.dataset.date === '{today + timedelta(days=1)}' && "
+            f"{newest}.querySelector('title').textContent"
+        )
+        assert shown == f"{today + timedelta(days=1)}: 0.05 kWh so far"
+        assert await page.evaluate(f"{BARS}.length") == 31
+        await page.screenshot(tmp_path / "bars.png", 1280, 900)
         assert page.errors == [], page.errors

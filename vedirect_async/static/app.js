@@ -1,5 +1,6 @@
 // vedirect_async live page: latest values per device, charts of the last hours, health.
-// Data: /api/readings once, /api/history per range, /api/stream (SSE) live, /api/health polled.
+// Data: /api/readings once, /api/history per range, /api/stream (SSE) live, /api/health polled,
+// /api/daily (an MPPT's 30-day history) at start, after a day change and every 10 minutes.
 "use strict";
 
 const TILES = [
@@ -29,11 +30,14 @@ const CHARTS = [
   ["panel_power", "Panel power", "#f2cc60", 0],
 ];
 const HEALTH_EVERY_MS = 5000;
+const DAILY_EVERY_MS = 10 * 60 * 1000;
+const DAILY_RETRY_MS = 30 * 1000; // an MPPT whose history the service has not read yet
+const DAILY_AFTER_DAY_CHANGE_MS = 20 * 1000; // the service reads the new history meanwhile
 const STALE_AFTER_MS = 15000;
 
 const page = {
   hours: 6,
-  devices: new Map(), // name -> {el, tiles: Map, charts: Map, reading, seen}
+  devices: new Map(), // name -> {el, tiles: Map, charts: Map, reading, seen, daily, dailyBars}
   health: null,
   stream: null,
 };
@@ -102,6 +106,7 @@ function ensureDevice(name) {
   node.querySelector(".device-name").textContent = name;
   document.getElementById("devices").appendChild(node);
   device = { name, el: node, tiles: new Map(), charts: new Map(), reading: null, seen: 0 };
+  Object.assign(device, { daily: null, dailyBars: null, daySequence: undefined, dailyTimer: null });
   page.devices.set(name, device);
   return device;
 }
@@ -187,6 +192,15 @@ function render(reading) {
     tile.classList.toggle("text", typeof item.value === "string");
   }
 
+  const sequence = entry(reading, "day_sequence");
+  if (sequence && typeof sequence.value === "number") {
+    // HSDS moved on: a new day, the service reads the device's history again
+    if (device.daySequence !== undefined && sequence.value !== device.daySequence) {
+      scheduleDaily(device, DAILY_AFTER_DAY_CHANGE_MS);
+    }
+    device.daySequence = sequence.value;
+  }
+
   const t = reading.timestamp * 1000;
   for (const [field] of CHARTS) {
     const value = valueOf(reading, field);
@@ -237,6 +251,38 @@ async function loadHistory(device) {
     const unit = body.fields[field] && body.fields[field].unit;
     if (unit) chart.title.textContent = `${CHARTS.find((c) => c[0] === field)[1]} (${unit})`;
   }
+}
+
+function scheduleDaily(device, delay) {
+  window.clearTimeout(device.dailyTimer);
+  device.dailyTimer = window.setTimeout(() => loadDaily(device), delay);
+}
+
+// The device's daily history as bars (only a device that has one: an MPPT answering HEX).
+async function loadDaily(device) {
+  window.clearTimeout(device.dailyTimer);
+  let days = null;
+  try {
+    const { ok, body } = await getJSON(`/api/daily?${new URLSearchParams({ device: device.name })}`);
+    if (ok && Array.isArray(body)) days = body;
+  } catch (error) {
+    // the service is restarting: asked again below
+  }
+  if (days) {
+    device.daily = days;
+    if (days.length) renderDaily(device, days);
+  }
+  const waiting = !(days && days.length) && device.daySequence !== undefined;
+  scheduleDaily(device, waiting ? DAILY_RETRY_MS : DAILY_EVERY_MS);
+}
+
+function renderDaily(device, days) {
+  const box = device.el.querySelector(".daily");
+  box.hidden = false;
+  if (!device.dailyBars) device.dailyBars = new window.DailyBars(box.querySelector("svg"));
+  const total = days.reduce((sum, d) => sum + (typeof d.yield_kwh === "number" ? d.yield_kwh : 0), 0);
+  box.querySelector(".sum").textContent = `${days.length} days: ${formatNumber(total, 1)} kWh`;
+  device.dailyBars.setDays(days);
 }
 
 function renderHealth(health) {
@@ -295,7 +341,10 @@ function connectStream() {
     const reading = JSON.parse(event.data);
     const fresh = !page.devices.has(reading.device);
     render(reading);
-    if (fresh) loadHistory(page.devices.get(reading.device));
+    if (fresh) {
+      loadHistory(page.devices.get(reading.device));
+      loadDaily(page.devices.get(reading.device));
+    }
   });
 }
 
@@ -328,7 +377,7 @@ async function start() {
   } catch (error) {
     document.getElementById("live").textContent = "no data";
   }
-  await Promise.all([...page.devices.values()].map((d) => loadHistory(d)));
+  await Promise.all([...page.devices.values()].flatMap((d) => [loadHistory(d), loadDaily(d)]));
   page.ready = true;
   connectStream();
   pollHealth();

@@ -1,4 +1,4 @@
-// A small time-series line chart on <canvas>: history plus live points, nothing else.
+// A small time-series line chart on <canvas> (history plus live points), and DailyBars below.
 // Points are [epoch ms, value|null]; null breaks the line. The chart keeps only the points of
 // its time window (and at most maxPoints), so a page left open for weeks stays small.
 "use strict";
@@ -116,12 +116,7 @@ class LineChart {
     hi = Math.max(hi, ticks[ticks.length - 1]);
 
     const labelWidth = Math.max(...ticks.map((v) => ctx.measureText(formatTick(v, ticks)).width));
-    const left = Math.ceil(labelWidth) + 8;
-    const right = 6;
-    const top = 6;
-    const bottom = 18;
-    const plotW = width - left - right;
-    const plotH = height - top - bottom;
+    const { left, right, top, bottom, plotW, plotH } = plotArea(width, height, labelWidth);
     const sx = (t) => left + ((t - x0) / (x1 - x0)) * plotW;
     const sy = (v) => top + (1 - (v - lo) / (hi - lo)) * plotH;
 
@@ -186,6 +181,15 @@ class LineChart {
   }
 }
 
+// The plot area of a chart width x height whose value labels (left) are labelWidth wide.
+function plotArea(width, height, labelWidth) {
+  const left = Math.ceil(labelWidth) + 8;
+  const right = 6;
+  const top = 6;
+  const bottom = 18;
+  return { left, right, top, bottom, plotW: width - left - right, plotH: height - top - bottom };
+}
+
 function niceTicks(lo, hi, count) {
   const raw = (hi - lo) / count;
   const magnitude = Math.pow(10, Math.floor(Math.log10(raw)));
@@ -211,3 +215,93 @@ function timeStep(windowMs) {
 }
 
 window.LineChart = LineChart;
+
+// A bar chart of an MPPT's daily yield (GET /api/daily), drawn as SVG: one slot per day of the
+// device's history (today and the 30 days before), oldest left, today right and paler (the
+// day is not over). Each bar's <title> gives its date and value.
+const DAILY_SLOTS = 31;
+
+class DailyBars {
+  constructor(svg, options = {}) {
+    this.svg = svg;
+    this.unit = options.unit || "kWh";
+    this.days = []; // as the API sends them: today first
+    const redraw = () => this.draw();
+    if (typeof ResizeObserver === "function") {
+      new ResizeObserver(redraw).observe(svg);
+    } else {
+      window.addEventListener("resize", redraw);
+    }
+  }
+
+  setDays(days) {
+    this.days = days.slice(0, DAILY_SLOTS);
+    this.draw();
+  }
+
+  _add(tag, attributes, text) {
+    const node = document.createElementNS(this.svg.namespaceURI, tag); // the page's own <svg>
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+    if (text !== undefined) node.textContent = text;
+    this.svg.appendChild(node);
+    return node;
+  }
+
+  draw() {
+    const svg = this.svg;
+    const width = svg.clientWidth;
+    const height = svg.clientHeight;
+    if (!width || !height) return;
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    svg.replaceChildren();
+    const days = this.days.slice().reverse(); // oldest first
+    const values = days.map((d) => (typeof d.yield_kwh === "number" ? d.yield_kwh : null));
+    if (!days.length) {
+      this._add("text", { x: 8, y: height / 2, class: "note" }, "no history yet");
+      return;
+    }
+    const most = Math.max(0, ...values.filter((v) => v !== null));
+    const ticks = niceTicks(0, most > 0 ? most : 1, 4);
+    const highest = ticks[ticks.length - 1];
+    const labels = ticks.map((v) => this._add("text", { class: "tick" }, formatTick(v, ticks)));
+    const labelWidth = Math.max(...labels.map((t) => t.getComputedTextLength()));
+    const { left, right, top, bottom, plotW, plotH } = plotArea(width, height, labelWidth);
+    const sy = (v) => top + (1 - v / highest) * plotH;
+    ticks.forEach((v, i) => {
+      const y = Math.round(sy(v)) + 0.5;
+      labels[i].setAttribute("x", left - 4);
+      labels[i].setAttribute("y", y);
+      this._add("line", { x1: left, x2: width - right, y1: y, y2: y, class: "grid" });
+    });
+    const slot = plotW / DAILY_SLOTS;
+    const barW = Math.max(1, slot * 0.72);
+    const first = DAILY_SLOTS - days.length; // a device with fewer days fills from the right
+    days.forEach((day, i) => {
+      const x = left + (first + i) * slot;
+      const value = values[i];
+      const today = day.days_ago === 0;
+      if (value !== null) {
+        const y = Math.min(sy(value), sy(0) - (value > 0 ? 1 : 0)); // a sunny day never vanishes
+        const bar = this._add("rect", {
+          x: (x + (slot - barW) / 2).toFixed(1),
+          y: y.toFixed(1),
+          width: barW.toFixed(1),
+          height: (sy(0) - y).toFixed(1),
+          class: today ? "bar today" : "bar",
+          "data-date": day.date || "",
+        });
+        const shown = `${value.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 })} ${this.unit}`;
+        const title = document.createElementNS(this.svg.namespaceURI, "title");
+        title.textContent = `${day.date || `${day.days_ago} days ago`}: ${shown}${today ? " so far" : ""}`;
+        bar.appendChild(title);
+      }
+      if (day.days_ago % 7 === 0 && day.date) {
+        const date = new Date(`${day.date}T12:00:00`);
+        const text = today ? "today" : date.toLocaleDateString(undefined, { day: "numeric", month: "short" });
+        this._add("text", { x: (x + slot / 2).toFixed(1), y: height - bottom + 4, class: "day" }, text);
+      }
+    });
+  }
+}
+
+window.DailyBars = DailyBars;
