@@ -197,3 +197,39 @@ async def test_the_service_wires_writes_to_the_api(tmp_path: Path) -> None:
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_controls_listing_needs_the_token(tmp_path: Path) -> None:
+    async with serving(tmp_path) as api:
+        async with aiohttp.ClientSession() as client:
+            url = f"http://127.0.0.1:{api.port}/api/controls"
+            async with client.get(url) as resp:  # without credentials: only whether
+                assert await resp.json() == {"writes": True}
+            async with client.get(url, headers={"Authorization": "Bearer nope"}) as resp:
+                assert resp.status == 401
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            async with client.get(url, headers=headers) as resp:
+                assert resp.status == 200
+                body = await resp.json()
+            async with client.get(f"http://127.0.0.1:{api.port}/static/control.js") as resp:
+                assert resp.status == 200
+        mode, current = body["devices"]["mppt"]  # sorted by register id: 0x0200, 0xEDF0
+        assert mode == {
+            "name": "device_mode",
+            "kind": "switch",
+            "unit": "",
+            "min": None,
+            "max": None,
+            "step": None,
+            "options": ["on", "off"],
+            "value": "on",
+        }
+        assert (current["kind"], current["max"], current["step"], current["value"]) == (
+            "number",
+            20,
+            0.1,
+            "20",
+        )
+    async with serving(tmp_path, token="") as api:
+        assert await api.get_text("/api/controls") == '{"writes":false}'
+        assert (await api.post("/api/devices/mppt/device_mode", "off"))[0] == 403

@@ -190,6 +190,26 @@ class DeviceControl:
                 continue
         return found
 
+    def describe(self) -> list[dict[str, object]]:
+        """The controls with their limits and current state (the page's controls)."""
+        values = self.session.poller.values
+        out: list[dict[str, object]] = []
+        for control in self.controls():
+            current = values.get(control.name)
+            out.append(
+                {
+                    "name": control.name,
+                    "kind": control.kind,
+                    "unit": control.unit,
+                    "min": control.minimum,
+                    "max": control.maximum,
+                    "step": control.step if control.kind == "number" else None,
+                    "options": list(control.options or {}),
+                    "value": control.state(current[0]) if current is not None else None,
+                }
+            )
+        return out
+
     def register(self, name: str) -> Register | None:
         """The allowed register ``name`` (catalogue name or id) stands for, else None."""
         family, _ = self.identity()

@@ -164,6 +164,21 @@ class Control:
             return "off" if value in (0, 4) else "on"  # an MPPT may read 0 for off
         return self.label(int(value))
 
+    def state(self, value: object) -> str | None:
+        """A reading's value of this register (its catalogue form: MODE names, booleans,
+        option labels, numbers) as the entity shows it; None when there is none."""
+        if value is None or isinstance(value, tuple):
+            return None
+        if self.kind == "number":
+            return f"{value:g}" if isinstance(value, int | float) else None
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if self.register.id == 0x0200:  # device mode: the reading has MODE's names
+            if value in ("off", "hibernate"):
+                return "off"
+            return "on" if self.kind == "switch" or value in ("charger", "inverter") else str(value)
+        return str(value)
+
 
 def control_for(key: str | int, family: str, model: str | None = None) -> Control:
     """The control of register ``key`` (id or catalogue name) on a device of ``family``.

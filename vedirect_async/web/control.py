@@ -14,6 +14,11 @@ request carrying ``Authorization: Bearer <token>`` may write a register the devi
 - 200 with the value the device read back: ``{"device", "name", "value", "shown", "unit",
   "unchanged"}``.
 
+``GET /api/controls`` (same token) lists each device's controls with their limits and state,
+for the live page, which shows them only after the person typed the token (kept in the page's
+memory, never stored); without credentials it says only ``{"writes": true|false}``, and
+while that is false the page stays read-only.
+
 No cookies and no form posts: nothing a browser sends on its own authorises a write, so there
 is no CSRF surface. The token never reaches a log line (only who asked: ``http <address>``),
 ``/metrics`` (``vedirect_writes_total{device,result}`` counts outcomes) or an answer.
@@ -34,7 +39,7 @@ from ..control import Controller, Refusal, Refused
 from .common import checked_query, json_response
 from .state import WEB
 
-__all__ = ["CONTROL", "HTTP_WAIT", "WriteCollector", "handle_write"]
+__all__ = ["CONTROL", "HTTP_WAIT", "WriteCollector", "handle_controls", "handle_write"]
 
 CONTROL = web.AppKey("control", Controller)
 HTTP_WAIT = 5.0  # s an HTTP write waits for its register's rate-limit slot before a 429
@@ -81,17 +86,43 @@ async def _value(request: web.Request) -> str | float | bool | None:
     return text or None
 
 
-async def handle_write(request: web.Request) -> web.Response:
-    checked_query(request, ())
+def _guard(request: web.Request) -> tuple[Controller | None, web.Response | None]:
+    """The write policy if writes are on and the request carries the token, else the answer."""
     token = request.app[WEB].config.http.token
     control = request.app.get(CONTROL)
     if not token or control is None:
-        return _error(403, "the API is read-only: set [http] token to allow writes", "read_only")
+        refused = _error(403, "the API is read-only: set [http] token to allow writes", "read_only")
+        return None, refused
     if not _authorised(request.headers.get("Authorization", ""), token):
-        return _error(
+        return None, _error(
             401, "a valid 'Authorization: Bearer <token>' header is required", "unauthorized",
             **{"WWW-Authenticate": 'Bearer realm="vedirect"'},
         )  # fmt: skip
+    return control, None
+
+
+async def handle_controls(request: web.Request) -> web.Response:
+    """``GET /api/controls``: without credentials only ``{"writes": bool}`` (may the page offer
+    controls at all); with the token, each device's controls and their state."""
+    checked_query(request, ())
+    if "Authorization" not in request.headers:
+        control = request.app.get(CONTROL)
+        enabled = bool(request.app[WEB].config.http.token) and bool(control and control.enabled)
+        return json_response({"writes": enabled})
+    control, refused = _guard(request)
+    if control is None:
+        assert refused is not None
+        return refused
+    devices = {name: dc.describe() for name, dc in control.devices.items() if dc.allowed}
+    return json_response({"devices": devices})
+
+
+async def handle_write(request: web.Request) -> web.Response:
+    checked_query(request, ())
+    control, refused = _guard(request)
+    if control is None:
+        assert refused is not None
+        return refused
     value = await _value(request)
     if value is None:
         return _error(400, 'expected a value: {"value": ...} or the value as text', "bad_value")

@@ -17,7 +17,7 @@ from ..control import Controller
 from ..hub import Hub
 from .api import handle_history, handle_readings
 from .common import checked_query
-from .control import CONTROL, WriteCollector, handle_write
+from .control import CONTROL, WriteCollector, handle_controls, handle_write
 from .daily import handle_daily
 from .guard import BACKLOG, IDLE_TIMEOUT, ConnectionGuard, RequestLog, connection_cap
 from .health import handle_api_health, handle_health
@@ -32,7 +32,7 @@ _LOGGER = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent.parent / "static"
 # The page's own files, the only names /static/ serves: nothing from the request reaches the
 # filesystem (a 300-character name once gave a 500 "File name too long"; "app.js/" was served).
-STATIC_FILES = frozenset({"app.js", "chart.js", "style.css"})
+STATIC_FILES = frozenset({"app.js", "chart.js", "control.js", "style.css"})
 SHUTDOWN_TIMEOUT = 3.0
 
 
@@ -117,6 +117,7 @@ def make_app(
     app.router.add_get("/api/stream", handle_stream, allow_head=False)
     app.router.add_get("/static/{name}", handle_static)
     app.router.add_post("/api/devices/{device}/{name}", handle_write)
+    app.router.add_get("/api/controls", handle_controls)
     return app
 
 
