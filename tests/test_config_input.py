@@ -84,6 +84,10 @@ def error_of(tmp_path: Path, text: str | None, environ: dict[str, str] | None = 
             "environment: VEDIRECT_CSV__COLUMNS: csv.columns[1] = 'Volts=nope': expected",
         ),
         (
+            {"VEDIRECT_HTTP__PORT": "8081\nenabled = false"},
+            "environment: VEDIRECT_HTTP__PORT: http.port = '8081\\nenabled = false': expected",
+        ),
+        (
             {"VEDIRECT_WATCHDOG__SILENCE_TIMEOUT": "nan"},
             "environment: VEDIRECT_WATCHDOG__SILENCE_TIMEOUT: watchdog.silence_timeout = nan: "
             "expected a finite number >= 0.05",

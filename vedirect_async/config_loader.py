@@ -262,9 +262,11 @@ def shown_value(key: str, value: object) -> str:
 def _env_value(text: str) -> object:
     """A variable's text read as a TOML value (``12``, ``true``, ``["a"]``), else as a string."""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        document = tomllib.loads(f"v = {text}")
     except (tomllib.TOMLDecodeError, RecursionError):
         return text
+    # "8081\nx = 1" is one value followed by more TOML, not a value: taken as the text it is
+    return document["v"] if len(document) == 1 else text
 
 
 def _env_index(shown: str, part: str, key: str, size: int) -> int:
