@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from tests.pty_device import PtyDevice
@@ -45,6 +45,7 @@ class HexPeer:
         self.version = version
         self.received: list[bytes] = []  # command records, ':' through '\n'
         self.pending: list[bytes] = []  # "inside" mode: answers for the stream to embed
+        self.on_command: Callable[[bytes], None] | None = None  # called for every command
         self._buf = bytearray()
         self._changed = asyncio.Event()
         self._fd: int | None = None
@@ -88,6 +89,8 @@ class HexPeer:
 
     def _command(self, line: bytes) -> None:
         self.received.append(line)
+        if self.on_command is not None:
+            self.on_command(line)
         self._changed.set()
         self._changed = asyncio.Event()
         if self.mode == "mute":

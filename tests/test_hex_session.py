@@ -281,3 +281,38 @@ async def test_keepalive_pings_when_nothing_else_is_sent(rig_factory: object) ->
     rig: Rig = await rig_factory(registers=["0xEDDB"], interval=0, keepalive=0.1)
     await rig.readings_until(lambda _: len(rig.peer.commands(b":154")) >= 3)
     assert len(rig.peer.commands(b":7DBED")) == 1  # the register, read once at connect
+
+
+async def test_device_whose_text_pauses_after_hex_is_left_alone(
+    rig_factory: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Older firmware stops its text for seconds after a HEX command: twice, and HEX stops."""
+    caplog.set_level(logging.INFO, logger="vedirect_async")
+    assert callable(rig_factory)
+    rig: Rig = await rig_factory(registers=["0xEDDB"], interval=0.05)
+    session = rig.session
+    session.text_pause = 0.2
+    loop = asyncio.get_running_loop()
+    pauses: list[float] = []  # when each pause began
+    paused = False
+
+    def resume() -> None:
+        nonlocal paused
+        paused = False
+        rig.device.stream(bmv_block)
+
+    def pause(_line: bytes) -> None:  # the device's text stops for 0.3 s after a command
+        nonlocal paused
+        if not paused and len(pauses) < 4:
+            paused = True
+            pauses.append(loop.time())
+            rig.device.stop()
+            loop.call_later(0.3, resume)
+
+    rig.peer.on_command = pause
+    await rig.readings_until(lambda _: session.link.mute)
+    assert any("text stream paused" in r.getMessage() for r in caplog.records)
+    sent = len(rig.peer.received)
+    for _ in range(30):
+        await rig.reading()
+    assert len(rig.peer.received) == sent

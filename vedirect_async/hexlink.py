@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -78,6 +79,7 @@ class HexLink:
         self.stats = HexStats()
         self.mute = False  # the device never answered: send nothing more
         self.answered = False  # the device has answered at least once (it speaks HEX)
+        self.last_sent: float | None = None  # monotonic time of the last frame written
         self.timeout = timeout  # s for one answer
         self.retries = retries  # resends after the first try
         self.mute_after = mute_after  # consecutive unanswered sends that mute the link
@@ -121,6 +123,7 @@ class HexLink:
                     self._answer = answer
                     self._write(request.frame)
                     self.stats.sent += 1
+                    self.last_sent = time.monotonic()
                     try:
                         async with asyncio.timeout(wait):
                             result = await answer
@@ -170,6 +173,13 @@ class HexLink:
         self._unanswered = 0
         self.answered = True
         answer.set_result(result)
+
+    def stop(self, why: str) -> None:
+        """Send nothing more to this device (``why`` is logged once): e.g. its text stream
+        pauses after every HEX command (older firmware), which polling must not cause."""
+        if not self.mute:
+            self.mute = True
+            _LOGGER.info("%s: %s; sending it no more HEX, text readings go on", self.name, why)
 
     def _silence(self) -> bool:
         """One more send without an answer; the ``mute_after``-th in a row mutes the link.

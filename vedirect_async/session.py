@@ -131,6 +131,9 @@ class DeviceSession:
         self.state.parser = self.decoder.parser_stats
         self.hex_records = 0  # verified HEX records received (answers and async :A records)
         self.link = HexLink(device.name, self.write)
+        self.text_pause = 2.5  # s without a reading after a HEX command: the device paused
+        self._text_pauses = 0  # such pauses on this connection
+        self._last_mono: float | None = None  # the previous reading of this connection
         self.poller = RegisterPoller(
             device.name,
             self.link,
@@ -268,6 +271,7 @@ class DeviceSession:
             self._notify()  # the open itself is news to the watchdog
         poller: asyncio.Task[None] | None = None
         self.poller.reset()
+        self._last_mono, self._text_pauses = None, 0
         if connection.write is not None and not self.link.mute:
             poller = loop.create_task(self.poller.run(), name=f"{self.name} HEX poller")
         try:
@@ -422,6 +426,7 @@ class DeviceSession:
 
     def _publish(self, reading: Reading) -> None:
         state = self.state
+        self._watch_text_pause(reading.monotonic)
         state.readings += 1
         state.last_reading = reading.monotonic
         state.last_reading_wall = time.time()
@@ -440,6 +445,22 @@ class DeviceSession:
         if state.state is not ReaderState.READING:
             self._recovered()
         self.hub.publish(self.poller.merge(reading))
+
+    def _watch_text_pause(self, now: float) -> None:
+        """Older firmware stops its text stream for seconds after any HEX command (protocol.md
+        section 6.12): a gap of ``text_pause`` s or more in the readings with a command sent
+        inside it, twice on one connection, stops HEX for this device (one log line)."""
+        previous, self._last_mono = self._last_mono, now
+        sent = self.link.last_sent
+        if previous is None or sent is None or not previous <= sent < now:
+            return
+        if now - previous < self.text_pause:
+            return
+        self._text_pauses += 1
+        if self._text_pauses >= 2:
+            self.link.stop(
+                f"the text stream paused {now - previous:.1f} s after HEX commands (older firmware)"
+            )
 
     def _log_unknown_labels(self) -> None:
         names = self.decoder.unknown_label_names
