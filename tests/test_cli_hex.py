@@ -15,6 +15,7 @@ from tests.pty_device import PtyDevice, wait_until
 from vedirect_async.cli import build_parser, main
 from vedirect_async.cli.hex import run_hex
 from vedirect_async.config import DeviceConfig, WatchdogConfig
+from vedirect_async.daily import HistoryDay
 from vedirect_async.hub import Hub
 from vedirect_async.session import DeviceSession
 
@@ -49,6 +50,18 @@ async def test_get_prints_the_value_with_its_unit(device: PtyDevice) -> None:
         0,
         "0xEDF0 (battery_max_current): 15.0 A\n",
     )
+    history = {
+        0x1050: HistoryDay(0, 0.23, None, 12.5, 12.4, 0, (0,) * 4, 1, 2, 3, 160, 1.5, 37.1, 99)
+    }
+    peer = HexPeer(device, {**REGISTERS, **{k: v.encode() for k, v in history.items()}})
+    peer.start()
+    try:
+        code, text = await ask(device, "get", "history_day_0", peer=peer)
+    finally:
+        peer.stop()
+    assert code == 0
+    assert text.startswith("0x1050 (history_day_0): yield_kwh=0.23, battery_voltage_max=12.5,")
+    assert "consumed_kwh" not in text  # not available
     code, text = await ask(device, "get", "0x1234")
     assert code == 1
     assert "refused by the device (unknown register)" in text
@@ -67,10 +80,10 @@ async def test_set_is_range_checked_confirmed_and_logged(
     try:
         code, text = await ask(device, "set", "0xEDF0", "10", peer=peer)
         assert code == 0, text
-        assert (
-            text
-            == "set 0xEDF0 (battery_max_current): 10.0 A (confirmed by the echo and a read-back)\n"
-        )
+        confirmed = "(confirmed by the echo and a read-back)"
+        first, note = text.splitlines()
+        assert first == f"set 0xEDF0 (battery_max_current): 10.0 A {confirmed}"
+        assert "flash" in note  # 0xEDF0 lives in non-volatile memory
         assert peer.registers[0xEDF0] == b"\x64\x00"
         assert [c[:2] for c in peer.received] == [b":8", b":7"]  # the Set, then the read-back
         assert any("hex set 0xEDF0" in r.getMessage() for r in caplog.records)

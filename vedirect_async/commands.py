@@ -29,10 +29,12 @@ answer) or, when it names the register asked for but its value has the wrong len
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from dataclasses import dataclass
 
+from .daily import HistoryDay, HistoryTotal
 from .hexframe import (
     Command,
     Done,
@@ -354,6 +356,8 @@ def describe(result: Result) -> str:
         value = result.value
         if value.value is None:
             return f"{register_label(value.register)}: not available"
+        if isinstance(value.value, HistoryDay | HistoryTotal):
+            return f"{register_label(value.register)}: {_record_text(value.value)}"
         unit = f" {value.unit}" if value.unit else ""
         return f"{register_label(value.register)}: {value.value}{unit}"
     if isinstance(result, Version):
@@ -369,3 +373,13 @@ def describe(result: Result) -> str:
     if isinstance(result, Invalid):
         return f"{register_label(result.register)}: malformed value ({result.reason})"
     return f"no answer after {result.attempts} attempt(s)"
+
+
+def _record_text(record: HistoryDay | HistoryTotal) -> str:
+    """A history record on one line: ``yield_kwh=0.23, max_power_w=160, ...`` (n/a left out)."""
+    parts = []
+    for item in dataclasses.fields(record):
+        value = getattr(record, item.name)
+        if value is not None and item.name not in ("version", "error_database", "size"):
+            parts.append(f"{item.name}={value}")
+    return ", ".join(parts)

@@ -153,7 +153,7 @@ async def _set(port: _Port, request: Request, register: int, wanted: float, out:
     label = register_label(register)
     echo = await port.link.command(request, retries=0)  # a Set is never sent twice blindly
     if not isinstance(echo, Value):
-        out.write(f"set {label}: {describe(echo)}; not confirmed\n")
+        out.write(f"set {describe(echo)}; not confirmed\n")
         return 1
     back = await port.link.command(Request.get(register))
     if not isinstance(back, Value) or back.value.value != echo.value.value:
@@ -162,6 +162,8 @@ async def _set(port: _Port, request: Request, register: int, wanted: float, out:
         _LOGGER.warning("hex set %s to %g on %s: read-back differs", label, wanted, port.name)
         return 1
     out.write(f"set {describe(back)} (confirmed by the echo and a read-back)\n")
+    if _in_nvm(register):
+        out.write("note: stored in the device's flash; do not write it from a script loop\n")
     _LOGGER.info("hex set %s to %g on %s (confirmed)", label, wanted, port.name)
     return 0
 
@@ -239,3 +241,10 @@ class _Port:
             if self._closed is not None:
                 async with asyncio.timeout(2.0):
                     await self._closed
+
+
+def _in_nvm(register: int) -> bool:
+    from ..registers import REGISTERS
+
+    reg = REGISTERS.get(register)
+    return reg is not None and reg.nvm
