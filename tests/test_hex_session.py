@@ -184,6 +184,8 @@ async def test_never_answering_device_is_left_alone(
     assert len(rig.peer.received) == sent
     lines = [r for r in caplog.records if "answered none" in r.getMessage()]
     assert len(lines) == 1
+    assert session.state.hex.stopped  # visible on the device state
+    assert session.state.hex.timeouts == sent
     assert session.state.parser.checksum_errors == 0
 
 

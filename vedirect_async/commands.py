@@ -53,6 +53,7 @@ from .registers import REGISTERS, RegisterValue, decode_value, encode_value, par
 __all__ = [
     "CommandKind",
     "DeviceError",
+    "HexStats",
     "Identity",
     "Invalid",
     "NoAnswer",
@@ -162,6 +163,24 @@ class NoAnswer:
 
 
 Result = Value | Version | ProductId | Rejected | Unsupported | DeviceError | Invalid | NoAnswer
+
+
+@dataclass(slots=True)
+class HexStats:
+    """Counters of one port's HEX traffic (bounded integers; nothing is kept per record)."""
+
+    commands: int = 0  # commands asked for
+    sent: int = 0  # frames written (retries included)
+    answers: int = 0  # records that answered a command
+    timeouts: int = 0  # sends that got no answer in time
+    retries: int = 0
+    no_answer: int = 0  # commands that ended without an answer
+    rejected: int = 0  # answers with flags != 0
+    error_frames: int = 0  # :4AAAAFD received
+    echoes: int = 0  # our own command read back (a line that echoes)
+    async_values: int = 0  # :A records with a value
+    unmatched: int = 0  # other records: late answers, answers to nobody, undecodable
+    stopped: bool = False  # the device is sent no more HEX (it never answered, or it pauses)
 
 
 @dataclass(frozen=True, slots=True)

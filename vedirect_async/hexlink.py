@@ -24,10 +24,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from .commands import (
     DeviceError,
+    HexStats,
     NoAnswer,
     Rejected,
     Request,
@@ -44,23 +44,6 @@ _LOGGER = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 1.0  # s for one answer (a device answers within ~50 ms; a busy line slower)
 DEFAULT_RETRIES = 2  # resends after the first try (go-victron tries up to 8 times)
 DEFAULT_MUTE_AFTER = 3  # consecutive unanswered sends: the device does not speak HEX
-
-
-@dataclass(slots=True)
-class HexStats:
-    """Counters of one port's HEX traffic (bounded integers; nothing is kept per record)."""
-
-    commands: int = 0  # commands asked for
-    sent: int = 0  # frames written (retries included)
-    answers: int = 0  # records that answered a command
-    timeouts: int = 0  # sends that got no answer in time
-    retries: int = 0
-    no_answer: int = 0  # commands that ended without an answer
-    rejected: int = 0  # answers with flags != 0
-    error_frames: int = 0  # :4AAAAFD received
-    echoes: int = 0  # our own command read back (a line that echoes)
-    async_values: int = 0  # :A records with a value
-    unmatched: int = 0  # other records: late answers, answers to nobody, undecodable
 
 
 class HexLink:
@@ -178,7 +161,7 @@ class HexLink:
         """Send nothing more to this device (``why`` is logged once): e.g. its text stream
         pauses after every HEX command (older firmware), which polling must not cause."""
         if not self.mute:
-            self.mute = True
+            self.mute = self.stats.stopped = True
             _LOGGER.info("%s: %s; sending it no more HEX, text readings go on", self.name, why)
 
     def _silence(self) -> bool:
@@ -187,7 +170,7 @@ class HexLink:
         self._unanswered += 1
         if self.mute or self.answered or self._unanswered < self.mute_after:
             return self.mute
-        self.mute = True
+        self.mute = self.stats.stopped = True
         _LOGGER.info(
             "%s: the device answered none of %d HEX commands (firmware without HEX, or only "
             "the TX line wired?); sending it no more, text readings go on",

@@ -131,6 +131,7 @@ class DeviceSession:
         self.state.parser = self.decoder.parser_stats
         self.hex_records = 0  # verified HEX records received (answers and async :A records)
         self.link = HexLink(device.name, self.write)
+        self.state.hex = self.link.stats  # the same object: read-only for everyone else
         self.text_pause = 2.5  # s without a reading after a HEX command: the device paused
         self._text_pauses = 0  # such pauses on this connection
         self._last_mono: float | None = None  # the previous reading of this connection

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date
 
-from .commands import Identity
+from .commands import HexStats, Identity
 from .daily import DailyRecord
 from .parser import ParserStats
 
@@ -57,6 +57,7 @@ class DeviceState:
     last_reading_wall: float | None = None  # time.time()
     unknown_labels: int = 0
     undecodable: int = 0  # known fields whose value did not parse (published as unavailable)
+    hex: HexStats = field(default_factory=HexStats)  # the HEX command path's counters
     identity: Identity | None = None  # what the device said over HEX (PID, firmware, serial, model)
     daily: tuple[DailyRecord, ...] = ()  # MPPT history over HEX, today first (issue 14)
     daily_date: date | None = None  # the local date when ``daily`` was read (its day 0)
