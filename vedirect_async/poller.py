@@ -67,6 +67,9 @@ MAX_VALUES = 64  # register values kept per device (async records of any registe
 # text stream already carries everything else these devices measure.
 DEFAULT_REGISTERS: Mapping[str, tuple[int, ...]] = {
     "mppt": (0xEDDB,),  # charger internal temperature
+    # the history counters of low/high auxiliary voltage alarms: the only ones of 0x0300-0x0311
+    # whose text twins (H13, H14) no BMV or SmartShunt text block carries (protocol.md §2)
+    "bmv": (0x030C, 0x030D),
 }
 
 
