@@ -181,6 +181,10 @@ async def test_register_not_allowlisted_is_never_sent(rig: Callable[..., object]
         assert result.reason is Refusal.NOT_ALLOWED, result
     assert peer.commands(b":8") == []
     assert peer.registers[0xEDF7] == b"\xa0\x05"
+    forged = await control.write("mppt", "x\nmppt: write device_mode = 'off'", 1, "test")
+    assert isinstance(forged, Refused)
+    assert "\n" not in forged.name
+    assert "\n" not in forged.message
     result = await control.write("nobody", "battery_max_current", 1, "test")
     assert isinstance(result, Refused)
     assert result.reason is Refusal.UNKNOWN_DEVICE

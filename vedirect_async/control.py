@@ -377,7 +377,9 @@ class Controller:
         ``wait``: the longest this caller waits for the register's rate-limit slot (None: as
         long as it takes). Never raises; the result says what happened.
         """
-        name = name[:64]  # from a topic or a URL: bounded before it reaches a log line
+        name = name[:64]  # from a topic or a URL: bounded and printable before a log line sees it
+        if not name.isprintable():
+            name = repr(name)[1:-1][:64]
         control = self.devices.get(device)
         if control is None:
             result: WriteResult = Refused(

@@ -72,7 +72,7 @@ class Commands:
             self._limited.log(
                 logging.INFO,
                 "retained",
-                "mqtt %s: retained command on %s ignored (a stale command must not act at "
+                "mqtt %s: retained command on %r ignored (a stale command must not act at "
                 "reconnection; publish commands without retain)",
                 self.device,
                 topic[:120],
