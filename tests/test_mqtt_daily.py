@@ -12,7 +12,7 @@ from datetime import date
 
 from vedirect_async.config import DeviceConfig, WatchdogConfig
 from vedirect_async.daily import DailyRecord
-from vedirect_async.hub import DeviceState, Hub
+from vedirect_async.hub import DeviceState, Hub, OutputHealth
 from vedirect_async.outputs.mqtt import MqttOutput, Topics
 from vedirect_async.outputs.mqtt.daily import DAILY_SENSORS, daily_configs, daily_payload
 from vedirect_async.session import DeviceSession
@@ -25,6 +25,7 @@ from .test_mqtt import (
     running,
     simulated_readings,
     subscriber,
+    until,
 )
 from .test_mqtt_ha import render
 
@@ -151,3 +152,32 @@ async def test_history_is_published_retained_and_again_when_read_anew(broker: Mo
         seen = await late.wait_for(lambda m: m.topic == DAILY)
         assert seen.retain
         assert seen.json()[0]["day_sequence"] == 300
+
+
+async def test_history_read_before_the_output_started_and_after_a_broker_restart(
+    broker: Mosquitto,
+) -> None:
+    """The output learns the history already read from its first change notification, and
+    publishes it again on a new connection (a restarted broker without persistence lost it)."""
+    hub = _NoPollingHub()
+    state = hub.device("solar", "/dev/null")
+    state.daily, state.daily_date = (record(0), record(1)), TODAY  # read before MQTT started
+    reading = simulated_readings("mppt", 1, device="solar")[0]
+    hub.publish(reading)
+    output = MqttOutput(mqtt_config(broker), device_names=["solar"])
+    async with running(output, hub):
+        async with subscriber(broker, DAILY) as sub:
+            seen = await sub.wait_for(lambda m: m.topic == DAILY)
+            assert seen.json() == json.loads(daily_payload(state.daily, TODAY))
+        health = hub.output("mqtt")
+        broker.stop()
+        await until(output, lambda: health.health is not OutputHealth.OK)
+        broker.start()
+        await until(output, lambda: health.health is OutputHealth.OK)
+        async with subscriber(broker, DAILY, "homeassistant/sensor/+/+/config") as sub:
+            seen = await sub.wait_for(lambda m: m.topic == DAILY)  # live or retained
+            assert seen.json()[1]["date"] == "2026-06-20"
+            sensor = await sub.wait_for(lambda m: "/yesterday_" in m.topic)
+            assert sensor.json()["state_topic"] == DAILY
+        async with subscriber(broker, DAILY) as late:  # and the new broker retains it
+            assert (await late.wait_for(lambda m: m.topic == DAILY)).retain
