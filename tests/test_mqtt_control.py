@@ -8,6 +8,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiomqtt
 
@@ -15,7 +16,9 @@ from vedirect_async.config import DeviceConfig, WatchdogConfig
 from vedirect_async.control import Controller
 from vedirect_async.hub import Hub
 from vedirect_async.outputs.mqtt import MqttOutput
+from vedirect_async.service import Service
 from vedirect_async.session import DeviceSession
+from vedirect_async.settings import load_config
 
 from .mosquitto import Mosquitto
 from .test_mqtt import broker, mqtt_config, running, subscriber
@@ -137,3 +140,29 @@ async def test_commands_outside_the_allowlist_do_nothing(broker: Mosquitto) -> N
         assert counts[("mppt", "not_allowed")] == 1
         assert counts[("mppt", "bad_value")] == 1
         assert counts[("mppt", "confirmed")] == 1
+
+
+async def test_the_service_wires_writes_to_mqtt(broker: Mosquitto, tmp_path: Path) -> None:
+    """The whole service: its MQTT output takes commands through the sessions' policy."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[[device]]\nname = "mppt"\nport = "simulator:mppt"\nregisters = []\n'
+        'writable = ["battery_max_current"]\n[csv]\nenabled = false\n[http]\nenabled = false\n'
+        f'[mqtt]\nenabled = true\nhost = "{broker.host}"\nport = {broker.port}\n'
+    )
+    service = Service(load_config(path, environ={}))
+    stop = asyncio.Event()
+    async with subscriber(broker, STATE) as sub:
+        task = asyncio.create_task(service.run(stop))
+        try:
+            await sub.wait_for(lambda m: m.topic == STATE and "battery_max_current" in m.json())
+            start = len(sub.messages)
+            await publish(broker, "vedirect/mppt/set/battery_max_current", "4.5")
+            await sub.wait_for(
+                lambda m: m.topic == STATE and m.json().get("battery_max_current") == 4.5,
+                start=start,
+            )
+            assert service.control.counts[("mppt", "confirmed")] == 1
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
