@@ -101,6 +101,9 @@ def test_device_registers_are_checked_with_file_and_line(tmp_path: Path) -> None
         load_config(path)
     message = str(caught.value)
     assert f"{path}:4: device[0].registers[1] = 'EDDB': expected a 16-bit register id" in message
+    path.write_text("[[device]]\nregister_interval = 0.01\n")
+    with pytest.raises(ConfigError, match=r"register_interval = 0.01: expected 0 \(only at"):
+        load_config(path)
     path.write_text("[[device]]\nregister_interval = -1\n")
     with pytest.raises(ConfigError, match="register_interval = -1: expected a number >= 0"):
         load_config(path)

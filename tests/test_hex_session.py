@@ -318,3 +318,16 @@ async def test_device_whose_text_pauses_after_hex_is_left_alone(
     for _ in range(30):
         await rig.reading()
     assert len(rig.peer.received) == sent
+
+
+async def test_a_poller_bug_is_logged_and_contained(caplog: pytest.LogCaptureFixture) -> None:
+    """An unexpected error in the HEX path ends polling for the connection, logged, no raise."""
+    from vedirect_async.hexlink import HexLink  # noqa: PLC0415
+    from vedirect_async.poller import RegisterPoller  # noqa: PLC0415
+
+    def broken(_data: bytes) -> None:
+        raise RuntimeError("a bug")
+
+    poller = RegisterPoller("dev", HexLink("dev", broken), (0xEDDB,), 30)
+    await asyncio.wait_for(poller.run(), 5)
+    assert any("HEX polling failed" in r.getMessage() for r in caplog.records)

@@ -361,6 +361,12 @@ def _cross_check(config: Config, loader: Loader) -> None:
         for j, spec in enumerate(dev.registers):
             if spec != "defaults" and (problem := register_problem(spec)):
                 loader.fail(f"device[{i}].registers[{j}]", spec, problem)
+        if 0 < dev.register_interval < 1:
+            loader.fail(
+                f"device[{i}].register_interval",
+                dev.register_interval,
+                "0 (only at connect) or a number >= 1",
+            )
         for j, spec in enumerate(dev.writable):
             if problem := writable_problem(spec):
                 loader.fail(f"device[{i}].writable[{j}]", spec, problem)

@@ -215,6 +215,8 @@ class RegisterPoller:
                     await self._wait(self.keepalive)
         except PortClosedError:
             return
+        except Exception:  # a bug here must not end the connection; the readings go on
+            _LOGGER.exception("%s: HEX polling failed; no more HEX on this connection", self.name)
 
     async def _ask(self, request: Request) -> Result:
         self._last_sent = time.monotonic()
