@@ -136,3 +136,20 @@ def test_configuration_reference_lists_every_key_of_config_toml() -> None:
                 f"{section}.{key}" for key in entry if key not in documented.get(section, set())
             ]
     assert not missing, f"keys of config.toml missing from docs/configuration.md: {missing}"
+
+
+_MODULE_NAME = re.compile(r"\bvedirect_async(?:\.[a-z_]+)+")
+
+
+@pytest.mark.parametrize("path", _markdown_files(), ids=lambda p: p.name)
+def test_every_module_named_in_the_docs_exists(path: Path) -> None:
+    """A module or logger name (``vedirect_async.session``) in a page, e.g. in a sample of the
+    log, is a module of the package: a page must not show lines the service no longer writes."""
+    missing = []
+    for name in sorted(set(_MODULE_NAME.findall(path.read_text(encoding="utf-8")))):
+        parts = name.split(".")
+        prefixes = [ROOT.joinpath(*parts[:n]) for n in range(2, len(parts) + 1)]
+        # a module (file or package), or an attribute of one: vedirect_async.hub.subscribe
+        if not any(p.with_suffix(".py").is_file() or p.is_dir() for p in prefixes):
+            missing.append(name)
+    assert not missing, f"{path.relative_to(ROOT)} names modules that do not exist: {missing}"
