@@ -87,6 +87,7 @@ async def test_set_is_range_checked_confirmed_and_logged(
         assert peer.registers[0xEDF0] == b"\x64\x00"
         assert [c[:2] for c in peer.received] == [b":8", b":7"]  # the Set, then the read-back
         assert any("hex set 0xEDF0" in r.getMessage() for r in caplog.records)
+        assert any("asked by cli" in r.getMessage() for r in caplog.records)  # who asked
         sent = len(peer.received)
         code, _ = await ask(device, "set", "0xEDF0", "99999", peer=peer)  # out of range
         assert code == 2

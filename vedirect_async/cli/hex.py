@@ -164,7 +164,7 @@ async def _set(port: _Port, request: Request, register: int, wanted: float, out:
     out.write(f"set {describe(back)} (confirmed by the echo and a read-back)\n")
     if _in_nvm(register):
         out.write("note: stored in the device's flash; do not write it from a script loop\n")
-    _LOGGER.info("hex set %s to %g on %s (confirmed)", label, wanted, port.name)
+    _LOGGER.info("hex set %s to %g on %s asked by cli: confirmed", label, wanted, port.name)
     return 0
 
 

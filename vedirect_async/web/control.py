@@ -154,7 +154,7 @@ class WriteCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         family = CounterMetricFamily(
             "vedirect_writes",
-            "Writes asked for (HTTP, MQTT, CLI), by device and outcome",
+            "Writes asked for (HTTP, MQTT), by device and outcome",
             labels=("device", "result"),
         )
         for (device, outcome), count in sorted(self._control.counts.items()):
