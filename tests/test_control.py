@@ -41,10 +41,14 @@ class Device(HexPeer):
     """A HexPeer that checks Sets as a 100/20 would (at most 20 A), or ignores them."""
 
     ignore_sets = False
+    silent_sets = False  # apply a Set but lose its echo (a line glitch)
 
     def answer(self, line: bytes) -> bytes | None:
         if line.startswith(b":8"):
             if self.ignore_sets:
+                return None
+            if self.silent_sets:
+                super().answer(line)
                 return None
             request = RegisterMessage.parse(line.rstrip(b"\r\n"))
             if request.register == 0xEDF0 and int.from_bytes(request.value, "little") > 200:
@@ -144,8 +148,22 @@ async def test_device_answering_nothing(rig: Callable[..., object]) -> None:
     result = await control.write("mppt", "battery_max_current", 10, "test")
     assert isinstance(result, Refused)
     assert result.reason is Refusal.NO_ANSWER
-    assert len(peer.commands(b":8")) == 3  # the first try and two retries, then given up
+    assert len(peer.commands(b":8")) == 1  # a Set is never resent (each one is a write)
     assert control.counts[("mppt", "no_answer")] == 1
+
+
+async def test_a_set_whose_echo_is_lost_is_confirmed_by_the_read_back(
+    rig: Callable[..., object],
+) -> None:
+    """The device took the value but its echo never came: one Set only, and the read-back
+    shows the value, so the write is confirmed (a resend would have written the NVM twice)."""
+    control, peer, _ = await rig()  # type: ignore[misc]
+    peer.silent_sets = True
+    result = await control.write("mppt", "battery_max_current", 10, "test")
+    assert isinstance(result, Written), result
+    assert result.value == 10.0
+    assert len(peer.commands(b":8")) == 1
+    assert peer.registers[0xEDF0] == b"\x64\x00"
 
 
 @pytest.mark.parametrize(

@@ -283,20 +283,26 @@ class DeviceControl:
             before = await self.session.command(Request.get(reg.id))
             if isinstance(before, Value) and _raw(before, reg) == raw:
                 return self._written(control, before, unchanged=True)
-            echo = await self.session.command(Request.set(reg.id, raw))
+            # A Set goes out once: resent after a lost echo it would write (and wear the
+            # non-volatile memory of) the register again. Silence is settled by the read-back.
+            echo = await self.session.command(Request.set(reg.id, raw), retries=0)
             if isinstance(echo, Rejected):
                 return self._refuse(
                     reg.name, Refusal.DEVICE_REJECTED, f"the device refused it ({echo.reason})"
                 )
-            if isinstance(echo, NoAnswer):
-                return self._refuse(reg.name, Refusal.NO_ANSWER, "the device did not answer")
-            if not isinstance(echo, Value) or _raw(echo, reg) != raw:
+            if not isinstance(echo, Value | NoAnswer) or (
+                isinstance(echo, Value) and _raw(echo, reg) != raw
+            ):
                 return self._refuse(reg.name, Refusal.NOT_CONFIRMED, "the Set echo differs")
             after = await self.session.command(Request.get(reg.id))
         except PortClosedError:
             return self._refuse(reg.name, Refusal.NOT_CONNECTED, "the port is not open")
         if isinstance(after, NoAnswer):
             return self._refuse(reg.name, Refusal.NO_ANSWER, "no answer to the read-back")
+        if isinstance(echo, NoAnswer) and not (
+            isinstance(after, Value) and _raw(after, reg) == raw
+        ):
+            return self._refuse(reg.name, Refusal.NO_ANSWER, "the device did not answer the Set")
         if not isinstance(after, Value) or _raw(after, reg) != raw:
             return self._refuse(reg.name, Refusal.NOT_CONFIRMED, "the read-back differs")
         self.session.poller.store(after.value)

@@ -216,12 +216,13 @@ class DeviceSession:
         """Completes at the next change: connection open/close, failed open, first reading."""
         return self._changed.wait()
 
-    async def command(self, request: Request) -> Result:
-        """Send a HEX command on the open port and await its typed answer (see HexLink).
+    async def command(self, request: Request, *, retries: int | None = None) -> Result:
+        """Send a HEX command on the open port and await its typed answer (see HexLink);
+        ``retries`` overrides the link's resends on silence (0 = send once).
 
         Raises :class:`~vedirect_async.errors.PortClosedError` when no writable port is open.
         """
-        return await self.link.command(request)
+        return await self.link.command(request, retries=retries)
 
     def write(self, data: bytes) -> None:
         """Put ``data`` on the open port (a HEX command). Never blocks: the transport buffers.
