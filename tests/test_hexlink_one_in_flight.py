@@ -1,11 +1,11 @@
-"""HexLink keeps one command in flight per port (issue 14): a second question waits until the
-first is answered, so an answer is never given to the wrong question."""
+"""HexLink (issue 14): one command in flight per port - a second question waits until the
+first is answered, so an answer is never given to the wrong question; the error frame is resent."""
 
 from __future__ import annotations
 
 import asyncio
 
-from vedirect_async.commands import Request, Value
+from vedirect_async.commands import DeviceError, Request, Value
 from vedirect_async.hexframe import Command, Flags, RegisterMessage
 from vedirect_async.hexlink import HexLink
 from vedirect_async.parser import HexRecord
@@ -43,3 +43,35 @@ async def test_second_command_waits_for_the_first_answer() -> None:
     temperature = await asyncio.wait_for(second, 5)
     assert isinstance(temperature, Value)
     assert temperature.value.value == 27.51
+
+
+async def test_error_frame_is_resent_then_a_typed_result() -> None:
+    """The device's ':4AAAAFD' (it could not read the command) makes the link resend; an error
+    frame every time is a DeviceError result, never an exception."""
+    sent: list[bytes] = []
+    written = asyncio.Event()
+
+    def write(frame: bytes) -> None:
+        sent.append(frame)
+        written.set()
+
+    error = HexRecord(b"4AAAAFD")
+    link = HexLink("dev", write, timeout=5, retries=2)
+    task = asyncio.create_task(link.command(Request.get(0xEDF0)))
+    await asyncio.wait_for(written.wait(), 5)
+    written.clear()
+    link.on_record(error)
+    await asyncio.wait_for(written.wait(), 5)  # resent at once, no timeout waited
+    assert sent == [Request.get(0xEDF0).frame] * 2
+    link.on_record(_answer(0xEDF0, b"\x64\x00"))
+    answer = await asyncio.wait_for(task, 5)
+    assert isinstance(answer, Value)
+    assert link.stats.retries == 1
+
+    task = asyncio.create_task(link.command(Request.get(0xEDF0)))
+    for _ in range(3):
+        written.clear()
+        await asyncio.wait_for(written.wait(), 5)
+        link.on_record(error)
+    assert await asyncio.wait_for(task, 5) == DeviceError()
+    assert len(sent) == 5
