@@ -48,7 +48,15 @@ from .hexframe import (
     decode_message,
 )
 from .parser import HexRecord
-from .registers import REGISTERS, RegisterValue, decode_value, encode_value, parse_id, resolve
+from .registers import (
+    REGISTERS,
+    RegisterValue,
+    catalogue_value,
+    decode_value,
+    encode_value,
+    parse_id,
+    resolve,
+)
 
 __all__ = [
     "CommandKind",
@@ -378,7 +386,7 @@ def describe(result: Result) -> str:
         if isinstance(value.value, HistoryDay | HistoryTotal):
             return f"{register_label(value.register)}: {_record_text(value.value)}"
         unit = f" {value.unit}" if value.unit else ""
-        return f"{register_label(value.register)}: {value.value}{unit}"
+        return f"{register_label(value.register)}: {value.value}{unit}{_meaning(value)}"
     if isinstance(result, Version):
         return f"firmware {result.version}"
     if isinstance(result, ProductId):
@@ -402,3 +410,16 @@ def _record_text(record: HistoryDay | HistoryTotal) -> str:
         if value is not None and item.name not in ("version", "error_database", "size"):
             parts.append(f"{item.name}={value}")
     return ", ".join(parts)
+
+
+def _meaning(value: RegisterValue) -> str:
+    """`` (bulk)`` for a code with a meaning (enum, on/off, bit field), as a reading shows it."""
+    reg = REGISTERS.get(value.register)
+    if reg is None or reg.meaning == "number" or not isinstance(value.value, int):
+        return ""
+    shown = catalogue_value(reg, value.value)
+    if isinstance(shown, bool):
+        return " (on)" if shown else " (off)"
+    if isinstance(shown, tuple):
+        return f" ({', '.join(map(str, shown)) or 'none'})"
+    return f" ({shown})"
