@@ -1,0 +1,95 @@
+"""The deployment files say what issue 13 found they must (Docker, compose, systemd, make, CI).
+
+These files are not Python, so nothing else runs them in the suite: each check reads one and
+fails on what a real engine, a Raspberry Pi or a new user hit (see docs/deployment.md).
+``make`` is run for real (``-n`` only prints the demo's commands; a missing Python stops it
+before anything is created).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _lines(name: str) -> list[str]:
+    """The file's lines without comments (a ``#`` that starts a line or follows a space)."""
+    out = []
+    for line in (ROOT / name).read_text(encoding="utf-8").splitlines():
+        code = re.sub(r"(^|\s)#.*", "", line).rstrip()
+        if code:
+            out.append(code)
+    return out
+
+
+def test_compose_mqtt_publishes_no_anonymous_broker() -> None:
+    """No port of the anonymous broker is published unless the user opts in (was 1883:1883 on
+    every interface)."""
+    ports = [line for line in _lines("compose.mqtt.yaml") if line.strip() == "ports:"]
+    assert not ports, "compose.mqtt.yaml publishes a port of the broker"
+
+
+def test_compose_admits_the_raspberry_pi_uarts() -> None:
+    """ttyAMA* (PL011) and ttyS0 (mini UART), and not all of major 4 (the consoles)."""
+    rules = {m[1] for line in _lines("compose.yaml") if (m := re.search(r'"(c [^"]+)"', line))}
+    assert {"c 188:* rmw", "c 204:* rmw", "c 4:64 rmw"} <= rules, rules
+    assert "c 4:* rmw" not in rules
+
+
+def test_systemd_unit_admits_the_raspberry_pi_uarts() -> None:
+    allowed = set(_lines("contrib/systemd/vedirect-async.service"))
+    assert {"DeviceAllow=char-ttyAMA rw", "DeviceAllow=char-ttyS rw"} <= allowed
+
+
+def test_dockerfile_health_check_timing_and_no_wheels_layer() -> None:
+    """Start-up is the start period's job (longer than one interval), the probe runs at most
+    every 30 s, and no /wheels layer is copied into the final image."""
+    text = "\n".join(_lines("Dockerfile"))
+    check = re.search(r"HEALTHCHECK ([^\n]*)", text)
+    assert check is not None
+    options = dict(re.findall(r"--([a-z-]+)=(\d+)s", check[1]))
+    assert int(options["interval"]) >= 30
+    assert int(options["start-period"]) > int(options["interval"])
+    assert "/wheels" not in text
+
+
+def test_ci_installs_no_socat() -> None:
+    assert "socat" not in "\n".join(_lines(".ci/run"))
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_make_demo_installs_the_runtime_only(tmp_path: Path) -> None:
+    """The demo's commands: the runtime dependencies, no dev toolchain, no project build."""
+    done = subprocess.run(
+        ["make", "-n", "-B", "demo", f"VENV={tmp_path / 'venv'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert "pip install" in done.stdout, done.stdout
+    assert "[dev]" not in done.stdout
+    assert "pip install --quiet -e" not in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_make_demo_without_a_suitable_python_says_how_to_choose_one(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    done = subprocess.run(
+        ["make", "demo", f"VENV={venv}", "PYTHON_CANDIDATES=no-such-python3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "make demo PYTHON=" in done.stderr, done.stderr
+    assert not venv.exists()
