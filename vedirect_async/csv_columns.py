@@ -3,7 +3,8 @@ how a reading becomes one line.
 
 Shared by the configuration check (``check-config`` reports a bad column with its line), the
 CSV output and the web page's history backfill (which reads the files back), so none of them
-imports another: this module sits in the protocol layer and imports only the field catalogue.
+imports another: this module sits in the protocol layer and imports only the field catalogue
+and ``present`` (numbers are written by its ``fixed``, as every output writes them).
 
 - **Columns**: ``[device:]Header=field`` or ``[device:]field``; ``field`` is a catalogue name,
   a VE.Direct label, or the pseudo-fields ``time`` and ``device``. A ``device:`` prefix puts
@@ -31,6 +32,7 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 from .fields import lookup
+from .present import fixed
 from .reading import UNAVAILABLE, Reading, Value
 
 __all__ = [
@@ -127,8 +129,7 @@ def format_value(value: Value | None, decimals: int) -> str:
             return ""
         if math.isinf(value):
             return "inf" if value > 0 else "-inf"
-        text = f"{value:.{decimals}f}"
-        return "0" + text[2:] if text.startswith("-0") and not text.strip("-0.") else text
+        return fixed(value, decimals)  # present's rule: the device's resolution, never -0
     if isinstance(value, tuple):
         return _cell("|".join(value))
     return _cell(str(value))

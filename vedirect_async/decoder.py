@@ -19,8 +19,10 @@ them (answers to its commands, asynchronous ``:A`` values). Decoding their paylo
 :mod:`vedirect_async.hexframe`'s job, so this module stays the one place text and HEX are
 separated, and nothing here grows when the command path does.
 
-The reader (``session``), ``decode``, the tests and the benches all use this one object; none
-of them wires a parser to an assembler by hand.
+In the package the reader (``session``) and ``decode`` use this one object and nothing else
+wires a parser to an assembler (``tests/test_architecture.py`` checks it). Tests and benches
+that look at the two halves on their own (blocks per capture, per-update timestamps, the
+parser's and assembler's own cost) still feed them separately.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """One presentation of decoded values for every output: what a value *means*, once.
 
 Pure code (protocol core): :func:`present` turns a field name and its decoded value into a
-:class:`Presented` that the web API, MQTT, the CSV log, Domoticz and ``decode`` all read, so a
-value means the same everywhere. Each output only picks the form its consumer needs.
+:class:`Presented` that the web API, MQTT, Domoticz and ``decode`` all read, so a value means
+the same everywhere. Each output only picks the form its consumer needs. The CSV log
+(``csv_columns``) writes its numbers with :func:`fixed` and keeps its own documented cells for
+the rest (``inf``, reasons joined with ``|``), which its header and readers rely on.
 
 The rules (pinned by ``tests/test_present.py``):
 
