@@ -8,9 +8,11 @@ before anything is created).
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,31 @@ def test_make_demo_without_a_suitable_python_says_how_to_choose_one(tmp_path: Pa
     assert done.returncode != 0
     assert "make demo PYTHON=" in done.stderr, done.stderr
     assert not venv.exists()
+
+
+def test_a_config_file_the_service_user_cannot_read_is_one_line_and_exit_2(
+    tmp_path: Path,
+) -> None:
+    """uid 10001 and a config file private to its owner: exit 2 with the line docs/deployment.md
+    shows (what ``docker logs`` repeats under ``restart: unless-stopped``)."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # root reads anything: drop the capabilities that ignore permissions
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root and setpriv (util-linux) is missing")
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+    config = tmp_path / "config.toml"
+    config.write_text("[http]\nenabled = false\n")
+    config.chmod(0)
+    done = subprocess.run(
+        [*prefix, sys.executable, "-m", "vedirect_async", "--config", str(config), "run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [f"vedirect-async: {config}: cannot read: Permission denied"]
+    shown = "vedirect-async: /config/config.toml: cannot read: Permission denied\n"
+    assert shown in (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
