@@ -34,6 +34,18 @@ _PARSER_HELP = {
     "resyncs": "Intact blocks recovered from behind a damaged block end",
 }
 
+_HEX_HELP = {  # commands.HexStats: the HEX command path of a device's port
+    "commands": "HEX commands asked for (register polls, identity, pings, writes)",
+    "timeouts": "HEX sends the device did not answer in time",
+    "retries": "HEX commands sent again after silence or an error frame",
+    "no_answer": "HEX commands that ended without an answer",
+    "rejected": "HEX answers with flags set (unknown register, not supported, bad value)",
+    "error_frames": "HEX error frames (:4AAAAFD) received",
+    "echoes": "Own HEX commands read back from the line",
+    "async_values": "Asynchronous :A records with a value",
+    "unmatched": "HEX records that answered no command in flight",
+}
+
 
 def _one(
     kind: type[CounterMetricFamily | GaugeMetricFamily], name: str, doc: str, value: float
@@ -200,6 +212,15 @@ class HubCollector(Collector):
             "vedirect_byte_age_seconds", "Seconds since the last byte from the port", labels=labels
         )
         parser: dict[str, CounterMetricFamily] = {}
+        hex_counters = {
+            key: CounterMetricFamily(f"vedirect_hex_{key}", doc, labels=labels)
+            for key, doc in _HEX_HELP.items()
+        }
+        hex_stopped = GaugeMetricFamily(
+            "vedirect_hex_stopped",
+            "1 once the device is sent no more HEX (it never answered, or its text pauses)",
+            labels=labels,
+        )
         for name in state.device_names():
             last = state.last_reading(name)
             if last is not None:
@@ -223,6 +244,9 @@ class HubCollector(Collector):
                         labels=labels,
                     )
                 parser[key].add_metric([name], count)
+            for key, family in hex_counters.items():
+                family.add_metric([name], getattr(dev.hex, key))
+            hex_stopped.add_metric([name], float(dev.hex.stopped))
         yield age
         yield fresh
         yield reader
@@ -230,6 +254,8 @@ class HubCollector(Collector):
         yield byte_age
         yield from counters.values()
         yield from parser.values()
+        yield from hex_counters.values()
+        yield hex_stopped
 
     @staticmethod
     def _outputs(state: WebState, wall: float) -> Iterator[Metric]:
