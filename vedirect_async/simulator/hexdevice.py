@@ -228,15 +228,23 @@ def _day_getter(plant: Plant, days_ago: int, key: str) -> Getter:
     return lambda: history_day(plant, days_ago, key)
 
 
-def mppt_model(plant: Plant, identity: Identity, uptime: Callable[[], int]) -> RegisterModel:
-    """The registers of the simulated SmartSolar MPPT 100/20."""
-    p = plant
-    getters: dict[int, Getter] = {
+def _identity_getters(identity: Identity, uptime: Callable[[], int]) -> dict[int, Getter]:
+    """The registers every simulated device answers alike: product id, firmware, serial,
+    model name and uptime."""
+    return {
         0x0100: lambda: identity.product_id,
         0x0102: lambda: identity.firmware,
         0x010A: lambda: identity.serial,
         0x010B: lambda: identity.model,
         0x0120: uptime,
+    }
+
+
+def mppt_model(plant: Plant, identity: Identity, uptime: Callable[[], int]) -> RegisterModel:
+    """The registers of the simulated SmartSolar MPPT 100/20."""
+    p = plant
+    getters: dict[int, Getter] = {
+        **_identity_getters(identity, uptime),
         0x0200: lambda: 1 if p.charger_on else 4,
         0x0201: lambda: p.cs,
         0x0207: lambda: 4 if not p.charger_on else 1 if p.cs == 0 else 0,
@@ -381,11 +389,7 @@ def bmv_model(
         return p.depth_sum / p.depth_count if p.depth_count else 0.0
 
     getters: dict[int, Getter] = {
-        0x0100: lambda: identity.product_id,
-        0x0102: lambda: identity.firmware,
-        0x010A: lambda: identity.serial,
-        0x010B: lambda: identity.model,
-        0x0120: uptime,
+        **_identity_getters(identity, uptime),
         0xED8D: lambda: round(p.v, 2),
         0xED7D: lambda: round(p.vs, 2),
         0xED8F: lambda: round(p.i_batt, 1),
