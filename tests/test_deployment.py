@@ -123,3 +123,12 @@ def test_a_config_file_the_service_user_cannot_read_is_one_line_and_exit_2(
     assert done.stderr.splitlines() == [f"vedirect-async: {config}: cannot read: Permission denied"]
     shown = "vedirect-async: /config/config.toml: cannot read: Permission denied\n"
     assert shown in (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+
+
+def test_container_check_touches_no_bridge_of_another_engine() -> None:
+    """scripts/container-check (root, not CI) deleted docker0 unconditionally; its dockerd now
+    has no default bridge and it removes only the bridge it created; --keep-base is parsed."""
+    code = "\n".join(_lines("scripts/container-check"))
+    assert "--bridge=none" in code
+    assert not re.search(r"ip link del(ete)? +docker0", code)
+    assert re.search(r"--keep-base\) *KEEP_BASE=1", code)
