@@ -184,6 +184,8 @@ class Link:
         try:
             async for message in client.messages:
                 if self.commands is not None and self.commands.handle(message):
+                    if message.retain:  # ignored by handle(); counted for /metrics
+                        self.output.state.count("retained_commands_ignored")
                     continue
                 if message.topic.matches(self.topics.ha_status) and message.payload == b"online":
                     self.rediscover = True
