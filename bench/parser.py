@@ -35,14 +35,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.peers import PEERS, score, setup  # noqa: E402
+from vedirect_async.decoder import Decoder  # noqa: E402
 from vedirect_async.parser import Parser, TextBlock  # noqa: E402
-from vedirect_async.reading import Assembler  # noqa: E402
+from vedirect_async.reading import Reading  # noqa: E402
 
 CAPTURE = "karioja-vedirect__bvm702.dump"
 TARGET_BYTES = 20_000_000
 DAY_UPDATES = 86_400  # one BMV update (two blocks) per second
 ROUNDS = 5
 CHUNK = 4096
+LINE_BYTES_PER_S = 19200 / 10  # VE.Direct: 19200 baud, 8N1
 DAMAGE_SHARE = 0.05
 SEED = 20260525
 WALL = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -92,15 +94,14 @@ def parse_chunks(data: bytes) -> int:
 
 
 def decode(data: bytes) -> int:
-    """Readings from parser + assembler over ``data`` in CHUNK-byte reads."""
-    parser, assembler = Parser(), Assembler("bench")
+    """Readings from the Decoder (parser + assembler) over ``data`` in CHUNK-byte reads."""
+    decoder = Decoder("bench")
+    feed = decoder.feed
     readings = 0
-    mono = 0.0
     for i in range(0, len(data), CHUNK):
-        for event in parser.feed(data[i : i + CHUNK]):
-            mono += 0.5 * isinstance(event, TextBlock)  # two blocks a second, as sent
-            readings += assembler.feed_event(event, WALL, mono) is not None
-    readings += assembler.flush(WALL, mono + 0.5) is not None
+        mono = i / LINE_BYTES_PER_S  # when these bytes would have arrived
+        readings += sum(type(event) is Reading for event in feed(data[i : i + CHUNK], mono, WALL))
+    readings += decoder.flush(len(data) / LINE_BYTES_PER_S, WALL) is not None
     return readings
 
 

@@ -70,9 +70,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fake_domoticz import FakeDomoticz  # noqa: E402
 from tests.mosquitto import MOSQUITTO, Mosquitto, free_port  # noqa: E402
+from vedirect_async.decoder import Decoder  # noqa: E402
 from vedirect_async.fields import lookup  # noqa: E402
-from vedirect_async.parser import Parser, TextBlock  # noqa: E402
-from vedirect_async.reading import Assembler, Value, json_value  # noqa: E402
+from vedirect_async.reading import Reading, Value, json_value  # noqa: E402
 from vedirect_async.simulator import PtyLine, SimulatedDevice  # noqa: E402
 
 DAY = 86_400
@@ -122,8 +122,7 @@ class Feed:
     line: PtyLine
     master: int
     slave: int
-    parser: Parser = field(default_factory=Parser)
-    assembler: Assembler = field(init=False)
+    decoder: Decoder = field(init=False)
     readings: int = 0
     values: dict[str, set[str]] = field(default_factory=dict)  # field name -> value keys
     numbers: dict[str, set[float]] = field(default_factory=dict)  # field name -> numbers
@@ -135,7 +134,7 @@ class Feed:
     idx_name: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.assembler = Assembler(self.name)
+        self.decoder = Decoder(self.name)
 
     @property
     def path(self) -> str:
@@ -147,12 +146,9 @@ class Feed:
         self.line.write(b"".join(chunks))
         base = self.device.seconds - seconds
         for offset, chunk in enumerate(chunks):
-            for event in self.parser.feed(chunk):
-                if type(event) is not TextBlock:
-                    continue
-                reading = self.assembler.feed(event, datetime.now(UTC), float(base + offset))
-                if reading is None:
-                    continue
+            for reading in self.decoder.feed(chunk, float(base + offset)):
+                if type(reading) is not Reading:
+                    continue  # a HEX record or a rejected block: not what is checked here
                 self.readings += 1
                 for name, value in reading.values.items():
                     self.values.setdefault(name, set()).add(value_key(value))

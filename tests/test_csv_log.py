@@ -32,12 +32,12 @@ import pytest
 
 from vedirect_async.config import Config, ConfigError, CsvConfig
 from vedirect_async.csv_columns import device_path, format_value, parse_columns
+from vedirect_async.decoder import Decoder
 from vedirect_async.hub import Hub, OutputHealth, OutputState, Subscription
 from vedirect_async.outputs import REGISTRY
 from vedirect_async.outputs.csv_log import CsvOutput, csv_output
 from vedirect_async.outputs.delivery import Schedule
-from vedirect_async.parser import Parser, TextBlock
-from vedirect_async.reading import UNAVAILABLE, Assembler, Reading, Value
+from vedirect_async.reading import UNAVAILABLE, Reading, Value
 from vedirect_async.settings import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -232,19 +232,13 @@ def expected_from_capture(data: bytes) -> str:
 
 
 def readings_from_capture(data: bytes) -> list[Reading]:
-    """Parser + Assembler over the capture; update k is stamped BASE + k seconds."""
-    parser, assembler = Parser(), Assembler("bmv")
+    """The decoder over the capture; update k (from its k-th PID block) is stamped BASE + k s."""
+    decoder = Decoder("bmv")
     readings: list[Reading] = []
-    pid_blocks = 0
-    for event in parser.feed(data):
-        if not isinstance(event, TextBlock):
-            continue
-        if any(label == b"PID" for label, _ in event.fields):
-            pid_blocks += 1
-        k = pid_blocks - 1
-        reading = assembler.feed(event, BASE + timedelta(seconds=k), float(k))
-        if reading is not None:
-            readings.append(reading)
+    for k, part in enumerate(data.split(b"\r\nPID\t"), -1):  # each update ends in its part
+        chunk = part if k < 0 else b"\r\nPID\t" + part
+        events = decoder.feed(chunk, float(k), BASE + timedelta(seconds=k))
+        readings += [e for e in events if isinstance(e, Reading)]
     return readings
 
 

@@ -21,6 +21,7 @@ import pytest
 
 from tests.fake_domoticz import FakeDomoticz, Fault, LuaCall
 from vedirect_async.config import ConfigError, DomoticzDevice
+from vedirect_async.decoder import Decoder
 from vedirect_async.fields import lookup
 from vedirect_async.hub import Hub, OutputHealth, OutputState
 from vedirect_async.outputs.domoticz import (
@@ -31,7 +32,7 @@ from vedirect_async.outputs.domoticz import (
     legacy_json,
 )
 from vedirect_async.parser import Parser, TextBlock
-from vedirect_async.reading import UNAVAILABLE, Assembler, Reading, Value
+from vedirect_async.reading import UNAVAILABLE, Reading, Value
 from vedirect_async.settings import load_config
 
 V = DomoticzDevice(idx=1, field="V", kind="voltage")
@@ -433,10 +434,9 @@ def _old_script_json(blocks: list[TextBlock]) -> str:
 async def test_legacy_udevices_sends_the_old_scripts_json(captures_dir: Path) -> None:
     """The Lua hook gets the same data= JSON the old script sent; ap_bmv.lua's mapping applies."""
     stream = (captures_dir / "karioja-vedirect__bvm702.dump").read_bytes()
-    assembler = Assembler("bmv")
-    blocks = [e for e in Parser().feed(stream) if isinstance(e, TextBlock)]
-    readings = [assembler.feed(b, datetime.now(UTC), time.monotonic()) for b in blocks]
-    reading = [r for r in readings if r is not None][-1]
+    events = Decoder("bmv").feed(stream, time.monotonic())
+    reading = [e for e in events if isinstance(e, Reading)][-1]
+    blocks = [e for e in Parser().feed(stream) if isinstance(e, TextBlock)]  # the old script's
     calls: list[LuaCall] = []
 
     def ap_bmv(fake: FakeDomoticz, call: LuaCall) -> None:  # the old parser's table

@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from vedirect_async.config import (
     HttpConfig,
     WatchdogConfig,
 )
+from vedirect_async.decoder import Decoder
 from vedirect_async.errors import PermanentDeliveryError, TransientDeliveryError
 from vedirect_async.hub import DeviceState, Hub, OutputHealth, ReaderState
 from vedirect_async.outputs import REGISTRY
@@ -46,8 +46,7 @@ from vedirect_async.outputs.mqtt import (
 )
 from vedirect_async.outputs.mqtt.config import MqttConfig
 from vedirect_async.outputs.mqtt.link import delivery_error
-from vedirect_async.parser import Parser, TextBlock
-from vedirect_async.reading import UNAVAILABLE, Assembler, Reading
+from vedirect_async.reading import UNAVAILABLE, Reading
 from vedirect_async.service import Service
 from vedirect_async.simulator import SimulatedDevice
 
@@ -104,19 +103,14 @@ HA_DEVICE_KEYS = {
 
 
 def simulated_readings(kind: str, count: int, device: str = "bmv") -> list[Reading]:
-    """``count`` real readings: simulator bytes through the parser and the assembler."""
+    """``count`` real readings: simulator bytes through the decoder."""
     sim = SimulatedDevice(kind, seed=7)
-    parser = Parser()
-    assembler = Assembler(device)
+    decoder = Decoder(device)
     out: list[Reading] = []
     mono = 0.0
     while len(out) < count:
         mono += 1.0
-        for event in parser.feed(sim.next_second()):
-            if isinstance(event, TextBlock):
-                reading = assembler.feed(event, datetime.now(UTC), mono)
-                if reading is not None:
-                    out.append(reading)
+        out += [e for e in decoder.feed(sim.next_second(), mono) if isinstance(e, Reading)]
     return out[:count]
 
 

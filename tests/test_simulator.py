@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from vedirect_async.decoder import Decoder
 from vedirect_async.hexframe import Command, RegisterMessage
 from vedirect_async.parser import HexRecord, Parser, TextBlock, encode_block
-from vedirect_async.reading import Assembler
+from vedirect_async.reading import Reading
 from vedirect_async.simulator import (
     CAPACITY_AH,
     KINDS,
@@ -97,18 +98,16 @@ def test_each_kind_sends_its_blocks_every_second(
 def test_every_simulated_field_is_in_the_catalogue(kind: str, product: str) -> None:
     """The assembler makes one reading per second with no unknown or undecodable field."""
     device = SimulatedDevice(kind, seed=6)
-    parser = Parser()
-    assembler = Assembler(kind)
+    decoder = Decoder(kind)
     readings = []
     for second in range(200):
-        for block in parser.feed(device.next_second()):
-            assert isinstance(block, TextBlock)
-            reading = assembler.feed(block, device.time, float(second))
-            if reading is not None:
-                readings.append(reading)
+        for event in decoder.feed(device.next_second(), float(second), device.time):
+            assert isinstance(event, Reading)
+            readings.append(event)
     assert len(readings) == 200
-    assert assembler.stats.unknown_labels == assembler.stats.undecodable == 0
-    assert assembler.stats.incomplete == assembler.stats.orphans == 0
+    assert decoder.parser_stats.blocks_ok == decoder.stats.blocks  # text blocks only
+    assert decoder.stats.unknown_labels == decoder.stats.undecodable == 0
+    assert decoder.stats.incomplete == decoder.stats.orphans == 0
     assert {r.product for r in readings} == {product}
 
 
