@@ -3,6 +3,7 @@ corruption. The captures are never copied into the repository."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from vedirect_async.decoder import Decoder
 from vedirect_async.parser import ErrorEvent, ErrorKind, Parser, TextBlock
-from vedirect_async.reading import UNAVAILABLE, Assembler, Reading
+from vedirect_async.reading import UNAVAILABLE, Reading
 
 WALL = datetime(2026, 1, 1, tzinfo=UTC)
 BVM = "karioja-vedirect__bvm702.dump"
@@ -63,35 +65,45 @@ class Run:
     """What one pass over a byte stream produced."""
 
     readings: list[Reading]
-    blocks: list[TextBlock]
+    blocks: list[TextBlock]  # the verified text blocks, as the parser frames them
     errors: list[ErrorEvent]
     emitted_at: list[int]  # index of the block on which each reading was emitted
-    parser: Parser
-    assembler: Assembler
+    decoder: Decoder
     flushed: bool = False  # a reading only came out at end of input (held back)
 
 
+LINE_BYTES_PER_S = 19200 / 10  # VE.Direct: 19200 baud, 8N1
+
+
 def run(data: bytes, chunks: list[int] | None = None) -> Run:
-    """Feed ``data`` in the given chunk sizes (default: whole) through parser + assembler."""
-    parser, assembler = Parser(), Assembler("capture")
-    out = Run([], [], [], [], parser, assembler)
-    sizes = chunks or [len(data)]
+    """Feed ``data`` through a decoder in the given chunk sizes, each stamped when its last byte
+    would have arrived; by default line by line, where no chunk completes two text blocks, so
+    the block each reading was emitted on is known (``emitted_at``, only then)."""
+    decoder = Decoder("capture")
+    blocks = [e for e in Parser().feed(data) if isinstance(e, TextBlock)]  # framing alone
+    out = Run([], blocks, [], [], decoder)
+    if chunks is None:
+        pieces = data.splitlines(keepends=True)
+    else:
+        starts = itertools.accumulate(chunks, initial=0)
+        pieces = [data[start : start + size] for start, size in zip(starts, chunks, strict=False)]
     pos = 0
-    for size in sizes:
-        for event in parser.feed(data[pos : pos + size]):
-            if isinstance(event, TextBlock):
-                out.blocks.append(event)
-            elif isinstance(event, ErrorEvent):
-                out.errors.append(event)
-            reading = assembler.feed_event(event, WALL, len(out.blocks) * 0.5)
-            if reading is not None:
-                out.readings.append(reading)
-                out.emitted_at.append(len(out.blocks) - 1)
-        pos += size
-    last = assembler.flush(WALL, len(out.blocks) * 0.5)
+    for piece in pieces:
+        pos += len(piece)
+        before = decoder.parser_stats.blocks_ok
+        events = decoder.feed(piece, pos / LINE_BYTES_PER_S, WALL)
+        done = decoder.parser_stats.blocks_ok
+        out.errors += [e for e in events if isinstance(e, ErrorEvent)]
+        readings = [e for e in events if isinstance(e, Reading)]
+        out.readings += readings
+        if chunks is None:
+            assert done - before <= 1, "a line completed two text blocks"
+            out.emitted_at += [done - 1] * len(readings)
+    assert decoder.parser_stats.blocks_ok == len(blocks)
+    last = decoder.flush(pos / LINE_BYTES_PER_S, WALL)
     if last is not None:
         out.readings.append(last)
-        out.emitted_at.append(len(out.blocks) - 1)
+        out.emitted_at.append(len(blocks) - 1)
         out.flushed = True
     return out
 
@@ -133,17 +145,17 @@ def test_counts_and_identity(capture: tuple[str, bytes]) -> None:
     name, data = capture
     expected = EXPECTED[name]
     result = run(data)
-    assert result.parser.stats.blocks_ok == expected.blocks
+    assert result.decoder.parser_stats.blocks_ok == expected.blocks
     assert len(result.readings) == expected.readings
-    assert result.assembler.stats.readings == expected.readings
+    assert result.decoder.stats.readings == expected.readings
     for reading in result.readings:
         assert reading.product == expected.product
         assert reading.firmware == expected.firmware
     # clean captures: no block lost or left over by the assembler
-    assert result.assembler.stats.incomplete == 0
-    assert result.assembler.stats.orphans == 0
-    assert result.assembler.stats.unknown_labels == 0
-    assert result.assembler.stats.undecodable == 0
+    assert result.decoder.stats.incomplete == 0
+    assert result.decoder.stats.orphans == 0
+    assert result.decoder.stats.unknown_labels == 0
+    assert result.decoder.stats.undecodable == 0
 
 
 def test_chunking_never_changes_the_readings(capture: tuple[str, bytes]) -> None:
@@ -180,8 +192,8 @@ def test_bmv_capture_details(captures_dir: Path) -> None:
     """bvm702.dump: 453 two-block updates; 7 blocks end with the checksum byte ':'."""
     result = run((captures_dir / BVM).read_bytes())
     assert sum(1 for b in result.blocks if b.raw[-1:] == b":") == 7
-    assert result.assembler.blocks_per_update == 2
-    assert result.parser.stats.checksum_errors == 0
+    assert result.decoder.blocks_per_update == 2
+    assert result.decoder.parser_stats.checksum_errors == 0
     first = result.readings[0]
     assert first.values["voltage"] == 12.065
     assert first.values["soc"] == 83.9
@@ -193,7 +205,7 @@ def test_bmv_capture_details(captures_dir: Path) -> None:
 def test_mppt_split_capture_merges_both_halves(captures_dir: Path) -> None:
     """The 150/70 rev3 capture (HEX bursts between halves) gives whole, merged updates."""
     result = run((captures_dir / REV3).read_bytes())
-    assert result.parser.stats.hex_ok == 14
+    assert result.decoder.parser_stats.hex_ok == 14
     for reading in result.readings:
         assert {"voltage", "tracker_mode", "error", "yield_total", "day_sequence"} <= set(
             reading.values
@@ -247,16 +259,19 @@ def test_one_damaged_block_costs_exactly_its_update(
     offsets = _block_spans(data, clean.blocks)
     damaged = run(_damage(data, offsets[index], clean.blocks[index]))
 
-    assert damaged.parser.stats.blocks_ok == clean.parser.stats.blocks_ok - 1
-    assert damaged.parser.stats.checksum_errors == clean.parser.stats.checksum_errors + 1
+    assert damaged.decoder.parser_stats.blocks_ok == clean.decoder.parser_stats.blocks_ok - 1
+    assert (
+        damaged.decoder.parser_stats.checksum_errors
+        == clean.decoder.parser_stats.checksum_errors + 1
+    )
     assert [b.raw for b in damaged.blocks] == [
         b.raw for i, b in enumerate(clean.blocks) if i != index
     ]
     lost = next(n for n, at in enumerate(clean.emitted_at) if at >= index)
     expected = [key(r) for n, r in enumerate(clean.readings) if n != lost]
     assert [key(r) for r in damaged.readings] == expected
-    assert damaged.assembler.stats.incomplete + damaged.assembler.stats.orphans >= (
-        1 if clean.assembler.blocks_per_update == 2 else 0
+    assert damaged.decoder.stats.incomplete + damaged.decoder.stats.orphans >= (
+        1 if clean.decoder.blocks_per_update == 2 else 0
     )
 
 
@@ -308,8 +323,11 @@ def test_five_percent_damaged_blocks_cost_exactly_their_updates(captures_dir: Pa
     for index in hit:
         damaged_data = _damage(damaged_data, offsets[index], clean.blocks[index])
     damaged = run(damaged_data)
-    assert damaged.parser.stats.blocks_ok == clean.parser.stats.blocks_ok - len(hit)
-    assert damaged.parser.stats.checksum_errors == clean.parser.stats.checksum_errors + len(hit)
+    assert damaged.decoder.parser_stats.blocks_ok == clean.decoder.parser_stats.blocks_ok - len(hit)
+    assert (
+        damaged.decoder.parser_stats.checksum_errors
+        == clean.decoder.parser_stats.checksum_errors + len(hit)
+    )
     lost_updates = {index // 2 for index in hit}  # two blocks per update, from the first byte
     expected = [key(r) for n, r in enumerate(clean.readings) if n not in lost_updates]
     assert [key(r) for r in damaged.readings] == expected
