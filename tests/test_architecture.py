@@ -422,6 +422,32 @@ def test_only_the_decoder_wires_parser_and_assembler(name: str) -> None:
         and any(alias.name == "Assembler" for alias in node.names)
     ]
     assert not wiring, f"modules building an Assembler themselves: {sorted(set(wiring))}"
+    # tests and benches too: they get readings out of bytes through the Decoder
+    outside = [
+        str(path.relative_to(ROOT))
+        for folder in (ROOT / "tests", ROOT / "bench")
+        for path in sorted(folder.rglob("*.py"))
+        if path.relative_to(ROOT).as_posix() not in ASSEMBLER_TESTS
+        and _builds_an_assembler(ast.parse(path.read_text(encoding="utf-8"), str(path)))
+    ]
+    assert not outside, f"tests/benches building an Assembler themselves: {outside}"
+
+
+# Tests of the assembler itself (reading.py), which feed it blocks by hand on purpose.
+ASSEMBLER_TESTS = frozenset({"tests/test_reading.py"})
+
+
+def _builds_an_assembler(tree: ast.Module) -> bool:
+    """Whether the code imports ``Assembler`` or calls anything named ``Assembler``."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and any(a.name == "Assembler" for a in node.names):
+            return True
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name == "Assembler":
+                return True
+    return False
 
 
 # -- the checker checks itself --------------------------------------------------------------

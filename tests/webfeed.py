@@ -1,6 +1,6 @@
 """Test helper for the HTTP endpoint: the real pipeline feeding a hub, one device-second a step.
 
-Simulator bytes -> Parser -> Assembler -> Hub.publish, with the device state updated the way
+Simulator bytes -> Decoder -> Hub.publish, with the device state updated the way
 the reader does it (readings, last_reading, parser stats), and time under the test's control.
 """
 

@@ -19,10 +19,10 @@ them (answers to its commands, asynchronous ``:A`` values). Decoding their paylo
 :mod:`vedirect_async.hexframe`'s job, so this module stays the one place text and HEX are
 separated, and nothing here grows when the command path does.
 
-In the package the reader (``session``) and ``decode`` use this one object and nothing else
-wires a parser to an assembler (``tests/test_architecture.py`` checks it). Tests and benches
-that look at the two halves on their own (blocks per capture, per-update timestamps, the
-parser's and assembler's own cost) still feed them separately.
+The reader (``session``), ``decode``, the tests and the benches use this one object, and
+nothing else wires a parser to an assembler (``tests/test_architecture.py`` checks it; only the
+assembler's own tests feed it blocks by hand). A test or bench that looks at framing alone
+uses a bare ``Parser``.
 """
 
 from __future__ import annotations
