@@ -12,6 +12,7 @@ import json
 import os
 import re
 import resource
+import selectors
 import shutil
 import signal
 import socket
@@ -681,6 +682,22 @@ def _sigterm(proc: subprocess.Popen[bytes]) -> str:
     return err.decode(errors="replace")
 
 
+def _stderr_until(proc: subprocess.Popen[bytes], wanted: Sequence[str], within: float) -> str:
+    """Read the service's stderr (waiting on the pipe, at most ``within`` s in all) until each
+    of ``wanted`` has appeared in it; return what was read (whole lines)."""
+    assert proc.stderr is not None
+    fd, deadline, text = proc.stderr.fileno(), time.monotonic() + within, ""
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while not all(want in text for want in wanted) or not text.endswith("\n"):
+            ready = selector.select(max(0.0, deadline - time.monotonic()))
+            assert ready, f"not all of {wanted} within {within} s in: {text}"
+            chunk = os.read(fd, 65536)  # unbuffered: what is not read here, communicate() gets
+            assert chunk, f"the service died: {text}"
+            text += chunk.decode(errors="replace")
+    return text
+
+
 def _health(port: int, path: str = "/api/health") -> tuple[int, dict[str, Any]]:
     url = f"http://127.0.0.1:{port}{path}"
     try:
@@ -763,22 +780,18 @@ def test_unwritable_csv_directory_makes_health_503_with_one_clear_line(tmp_path:
     port = _free_port()
     cfg = _service_config(tmp_path, csv, f"port = {port}")
     with _service(cfg, _unprivileged_prefix()) as proc:
-        deadline = time.monotonic() + 25
-        status: int = 0
-        body: dict[str, Any] = {}
-        while status != 503:
-            assert proc.poll() is None, "the service died"
-            assert time.monotonic() < deadline, f"/health never 503: {status} {body}"
-            time.sleep(0.1)
-            with contextlib.suppress(OSError):
-                status, body = _health(port, "/health")
+        # the failure is logged in the same step that sets the output's health, so once both
+        # lines are out, /health must already say so
+        early = _stderr_until(proc, ["http: serving on", "not writable"], within=25)
+        status, body = _health(port, "/health")
+        assert status == 503, body
         csv_lines = [p for p in body["problems"] if "csv" in p]
         assert len(csv_lines) == 1, body["problems"]
         assert csv_lines[0].startswith("output csv: failed")
         assert f"{csv}: not writable" in csv_lines[0]
         assert body["outputs"]["csv"]["health"] == "failed"
         assert all(device["fresh"] for device in body["devices"].values())  # readings flow
-        err = _sigterm(proc)
+        err = early + _sigterm(proc)
     warnings = [line for line in err.splitlines() if "not writable" in line]
     assert len(warnings) == 1, warnings  # the episode's first failure, once
     assert not csv.exists()
