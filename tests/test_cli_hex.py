@@ -85,7 +85,8 @@ async def test_set_is_range_checked_confirmed_and_logged(
         assert first == f"set 0xEDF0 (battery_max_current): 10.0 A {confirmed}"
         assert "flash" in note  # 0xEDF0 lives in non-volatile memory
         assert peer.registers[0xEDF0] == b"\x64\x00"
-        assert [c[:2] for c in peer.received] == [b":8", b":7"]  # the Set, then the read-back
+        # product id and model first (the device's limits, issue 15), the Set, the read-back
+        assert [c[:2] for c in peer.received] == [b":4", b":7", b":8", b":7"]
         assert any("hex set 0xEDF0" in r.getMessage() for r in caplog.records)
         assert any("asked by cli" in r.getMessage() for r in caplog.records)  # who asked
         sent = len(peer.received)

@@ -118,6 +118,9 @@ def _add_simulate(sub: SubParsers[argparse.ArgumentParser]) -> None:
     simulate.add_argument("--no-hex-answers", action="store_true", help="never answer HEX")
     simulate.add_argument("--hex-delay", type=float, default=0.0, help="answer HEX after N s")
     simulate.add_argument(
+        "--record", default=None, help="--pty: append what the host writes (HEX commands) to FILE"
+    )
+    simulate.add_argument(
         "--duration",
         type=float,
         default=None,

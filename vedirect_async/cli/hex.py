@@ -5,9 +5,14 @@ another program holds is refused with one line saying so: stop the service first
 command through the same :class:`~vedirect_async.hexlink.HexLink` the service uses, prints the
 decoded answer with its unit, and closes the port.
 
-``set`` writes only registers marked writable in :mod:`vedirect_async.registers`, checks the
-value against the register's range before anything is sent, takes the device's Set echo as the
-first confirmation and a Get read-back as the second, and logs the change (one INFO line on
+``set`` writes only registers marked writable in :mod:`vedirect_async.registers` and checks
+the value as the service does (:mod:`.hex_control`): it reads the device's product id and model
+first and applies :mod:`vedirect_async.writable`'s control of the register on that device
+(on/off and option names, the step, the register's range and the device's own limits such as
+an MPPT's rated current), so a value the device does not take is never sent. With
+``--config`` only the registers that file's ``writable`` list allows; without, no allowlist
+(the person naming the register is it). It takes the device's Set echo as the first
+confirmation and a Get read-back as the second, and logs the change (one INFO line on
 stderr). Exit codes: 0 answered (set: confirmed), 1 the device refused, did not answer or did
 not confirm, 2 a bad register or value, or a port that cannot be opened.
 """
@@ -31,6 +36,16 @@ __all__ = ["add_hex", "cli_hex", "run_hex"]
 _LOGGER = logging.getLogger("vedirect_async.cli.hex")
 
 
+_SET_HELP = (
+    "Write one register. The device's product id and model are read first and the value is "
+    "checked as the service checks it (on/off and option names for this device family, the "
+    "register's step and range, the device's own limits such as an MPPT's rated current); a "
+    "value the device does not take is never sent. With --config only the registers in that "
+    "device's writable list; without it there is no allowlist: you, naming the register, are "
+    "it. Confirmed by the Set echo and a Get read-back, logged."
+)
+
+
 def add_hex(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The ``hex`` sub-command and its actions."""
     hex_parser = sub.add_parser("hex", help="ask a device over HEX: ping, get or set a register")
@@ -38,16 +53,20 @@ def add_hex(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for action, text in (
         ("ping", "ping the device: its firmware version"),
         ("get", "read a register (id like 0xEDDB, or its name)"),
-        ("set", "write a writable register, range-checked, confirmed by a read-back"),
+        ("set", "write a writable register, checked for this device, confirmed by a read-back"),
     ):
-        parser = actions.add_parser(action, help=text)
+        parser = actions.add_parser(
+            action, help=text, description=_SET_HELP if action == "set" else text
+        )
         parser.add_argument("port", help="serial port, e.g. /dev/serial/by-id/usb-VictronEnergy...")
         if action != "ping":
             parser.add_argument(
                 "register", help="register id (0xEDF0) or name (battery_max_current)"
             )
         if action == "set":
-            parser.add_argument("value", help="new value in the register's unit (10.5)")
+            parser.add_argument(
+                "value", help="new value: in the register's unit (10.5), or a name (on, off, auto)"
+            )
         parser.add_argument("--baudrate", type=int, default=19200)
         parser.add_argument(
             "--timeout", type=float, default=1.0, help="seconds to wait for each answer"
@@ -75,7 +94,6 @@ async def run_hex(args: argparse.Namespace, out: TextIO) -> int:
     action: str = args.hex_command
     request = Request.ping()
     register: int | None = None
-    wanted: float | None = None
     if action != "ping":
         try:
             register = parse_register(args.register)
@@ -83,61 +101,38 @@ async def run_hex(args: argparse.Namespace, out: TextIO) -> int:
             sys.stderr.write(f"error: register {args.register!r}: {exc}\n")
             return 2
         request = Request.get(register)
-    policy = action == "set" and bool(getattr(args, "config", None))  # issue 15: as the service
-    if policy and register is not None:
-        from .hex_control import allowed
+    if action == "set" and register is not None:
+        from .hex_control import allowed, prechecked
 
-        if (refused := allowed(args.config, args.port, register)) is not None:
+        config = getattr(args, "config", None)  # issue 15: the service's allowlist
+        if config and (refused := allowed(config, args.port, register)) is not None:
             sys.stderr.write(f"error: {refused}\n")
             return 2
-    if action == "set" and register is not None and not policy:
-        checked = _check_set(register, args.value)
-        if isinstance(checked, str):
-            sys.stderr.write(f"error: {checked}\n")
-            return 2
-        wanted, request = checked
+        if (problem := prechecked(register, args.value)) is not None:
+            sys.stderr.write(f"error: {problem.message}\n")
+            return problem.code
     port = _Port(args.port, args.baudrate, args.timeout)
-    problem = await port.open()
-    if problem is not None:
-        sys.stderr.write(f"error: {problem}\n")
+    opened = await port.open()
+    if opened is not None:
+        sys.stderr.write(f"error: {opened}\n")
         return 2
     try:
-        if policy and register is not None:
+        if action == "set" and register is not None:
+            from ..commands import register_label
             from .hex_control import checked_set
 
             checked = await checked_set(port.link, register, args.value)
-            if isinstance(checked, str):
-                sys.stderr.write(f"error: {checked}\n")
-                return 2
+            if not isinstance(checked, tuple):
+                if checked.code == 1:  # what the device (did not) answer goes to out
+                    out.write(f"set {register_label(register)}: {checked.message}\n")
+                else:
+                    sys.stderr.write(f"error: {checked.message}\n")
+                return checked.code
             wanted, request = checked
-        if register is not None and wanted is not None:  # set
             return await _set(port, request, register, wanted, out)
         return _show(await port.link.command(request), out)
     finally:
         await port.close()
-
-
-def _check_set(register: int, text: str) -> tuple[float, Request] | str:
-    """The value and the Set request, or why it may not be sent."""
-    from ..commands import Request, register_label
-    from ..errors import HexError
-    from ..registers import REGISTERS
-
-    reg = REGISTERS.get(register)
-    label = register_label(register)
-    if reg is None or not reg.writable:
-        return f"{label} is not writable (see the writable registers in docs/protocol.md)"
-    try:
-        value = float(text)
-    except ValueError:
-        return f"{label}: {text!r} is not a number (give it in {reg.unit or 'its unit'})"
-    if not reg.in_range(value):
-        unit = f" {reg.unit}" if reg.unit else ""
-        return f"{label}: {value:g}{unit} is outside {reg.minimum:g} .. {reg.maximum:g}{unit}"
-    try:
-        return value, Request.set_scaled(register, value)
-    except HexError as exc:
-        return f"{label}: {exc}"
 
 
 def _show(result: Result, out: TextIO) -> int:

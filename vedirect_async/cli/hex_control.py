@@ -1,16 +1,19 @@
-"""``hex set`` with ``--config``: the service's write checks for a person at a terminal.
+"""``hex set``: the service's write checks for a person at a terminal (issue 15).
 
-Given a configuration, ``hex set PORT REGISTER VALUE`` writes only what the service itself
-would (issue 15): the port must be a ``[[device]]`` of that file, the register must be in its
-``writable`` list, and the value is checked exactly as for the HTTP API and MQTT
-(:mod:`vedirect_async.writable`: on/off and option names, the register's step and range, the
-device's own limits such as an MPPT's rated current), with the device's product and model
-read over HEX first. Without ``--config`` the command checks only the register table's range.
+Every ``hex set PORT REGISTER VALUE`` checks the value exactly as the HTTP API and MQTT do
+(:mod:`vedirect_async.writable`: on/off and option names per device family, the register's
+step and range, the device's own limits such as an MPPT's rated current), with the device's
+product id and model read over HEX first (:func:`checked_set`); a value outside what this
+device takes is never sent. Given a configuration (``--config``) it also writes only what the
+service would (:func:`allowed`): the port must be a ``[[device]]`` of that file and the
+register in its ``writable`` list. Without ``--config`` there is no allowlist: the person at
+the terminal naming the register is it.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,7 +22,16 @@ if TYPE_CHECKING:
 
 # ruff: noqa: PLC0415 - imported on use, as in cli.hex
 
-__all__ = ["allowed", "checked_set"]
+__all__ = ["NotSent", "allowed", "checked_set", "prechecked"]
+
+
+@dataclass(frozen=True, slots=True)
+class NotSent:
+    """Why a Set was not sent, and the command's exit code (2 a bad value for this device,
+    1 the device did not say what it is)."""
+
+    message: str
+    code: int = 2
 
 
 def allowed(config_path: str, port: str, register: int) -> str | None:
@@ -44,7 +56,28 @@ def allowed(config_path: str, port: str, register: int) -> str | None:
     return None
 
 
-async def checked_set(link: HexLink, register: int, text: str) -> tuple[float, Request] | str:
+def prechecked(register: int, text: str) -> NotSent | None:
+    """None, or why ``text`` cannot be written to ``register`` on any device (checked before
+    the port is opened: not writable, not a number or option, outside the register table's
+    range). Device mode's codes depend on the family: checked by :func:`checked_set` only."""
+    from ..commands import register_label
+    from ..registers import REGISTERS
+    from ..writable import control_for
+
+    reg = REGISTERS.get(register)
+    if reg is None or not reg.writable:
+        label = register_label(register)
+        return NotSent(f"{label} is not writable (see the writable registers in docs/protocol.md)")
+    if reg.id == 0x0200:
+        return None
+    try:
+        control_for(register, "unknown").parse(text)
+    except ValueError as exc:
+        return NotSent(str(exc))
+    return None
+
+
+async def checked_set(link: HexLink, register: int, text: str) -> tuple[float, Request] | NotSent:
     """The value and the Set request the checks allow on this device, or why not: its
     product and model are read first (device mode and limits depend on them)."""
     from ..commands import ProductId, Request, Value
@@ -53,7 +86,7 @@ async def checked_set(link: HexLink, register: int, text: str) -> tuple[float, R
 
     answer = await link.command(Request.product_id())
     if not isinstance(answer, ProductId):
-        return "the device did not tell its product id; nothing sent"
+        return NotSent("the device did not tell its product id; nothing sent, not confirmed", 1)
     model = await link.command(Request.get(0x010B))
     name = model.value.value if isinstance(model, Value) else None
     family = product_family(answer.pid)
@@ -62,7 +95,7 @@ async def checked_set(link: HexLink, register: int, text: str) -> tuple[float, R
         value = control.parse(text)
         return value, Request.set(register, control.encode(value))
     except ValueError as exc:
-        return f"{product_name(answer.pid)}: {exc}"
+        return NotSent(f"{product_name(answer.pid)}: {exc}")
 
 
 def _register(spec: str) -> int:

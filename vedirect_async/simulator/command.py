@@ -93,6 +93,8 @@ def _simulate_pty(stream: AsyncIterator[bytes], args: argparse.Namespace) -> int
         def listen() -> None:
             # What the host writes to the port arrives on the master side: HEX commands.
             receive = getattr(stream, "write", None)
+            if receive is not None and getattr(args, "record", None):
+                receive = _recording(Path(args.record), receive)
             if receive is not None:
                 asyncio.get_running_loop().add_reader(master, _read_commands, master, receive)
 
@@ -106,6 +108,18 @@ def _simulate_pty(stream: AsyncIterator[bytes], args: argparse.Namespace) -> int
                     link.unlink()
         os.close(master)
         os.close(slave)
+
+
+def _recording(path: Path, receive: Callable[[bytes], None]) -> Callable[[bytes], None]:
+    """``receive``, appending every byte the host wrote to ``path`` first (``--record``: what
+    a test checks was, or was not, sent to the device)."""
+
+    def record(data: bytes) -> None:
+        with path.open("ab") as file:
+            file.write(data)
+        receive(data)
+
+    return record
 
 
 def _read_commands(master: int, receive: Callable[[bytes], None]) -> None:
