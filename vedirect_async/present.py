@@ -54,6 +54,7 @@ __all__ = [
     "State",
     "domoticz_value",
     "fixed",
+    "json_form",
     "present",
 ]
 
@@ -154,15 +155,7 @@ class Presented:
     @property
     def json(self) -> JsonValue:
         """A JSON scalar: null, "infinite", a list for a bitmask, else the value."""
-        state = self.state
-        if state is State.UNAVAILABLE:
-            return None
-        if state is not State.VALUE:
-            return state.value
-        value = self.value
-        if isinstance(value, tuple):
-            return list(value)
-        return value  # type: ignore[return-value]  # str, int, float or bool here
+        return _json(self.value, self.state)
 
     @property
     def text(self) -> str:
@@ -224,6 +217,26 @@ def _shape(value: Value, found: Field | None) -> Shape:
     if isinstance(value, str):
         return Shape.ENUM if kind_shape is Shape.ENUM else Shape.TEXT
     return kind_shape or Shape.TEXT  # UNAVAILABLE: its field's shape
+
+
+def _json(value: Value, state: State) -> JsonValue:
+    if state is State.UNAVAILABLE:
+        return None
+    if state is not State.VALUE:
+        return state.value
+    if isinstance(value, tuple):
+        return list(value)
+    return value  # type: ignore[return-value]  # str, int, float or bool here
+
+
+def json_form(value: Value) -> tuple[JsonValue, State]:
+    """``(present(name, value).json, present(name, value).state)`` for any ``name``, cheaply.
+
+    Neither depends on the field, so a caller that needs only these (the web API, per value
+    per request) skips the catalogue lookup and the :class:`Presented`.
+    """
+    state = _state(value)
+    return _json(value, state), state
 
 
 def present(name: str, value: Value) -> Presented:

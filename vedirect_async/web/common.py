@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..present import State, present
+from ..present import State, json_form
 from ..reading import Reading, Value
 
 __all__ = ["bad_request", "checked_query", "iso_time", "json_response", "reading_json"]
@@ -23,12 +23,12 @@ def iso_time(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
-def _json_value(name: str, value: Value) -> tuple[object, str | None]:
+def _json_value(value: Value) -> tuple[object, str | None]:
     """(JSON-safe value, special) where special is "unavailable", "infinite" or "-infinite"."""
-    shown = present(name, value)
-    if shown.state is State.VALUE:
-        return shown.json, None
-    return None, shown.state.value
+    shown, state = json_form(value)  # present(name, value)'s json and state, without the rest
+    if state is State.VALUE:
+        return shown, None
+    return None, state.value
 
 
 def reading_json(
@@ -38,7 +38,7 @@ def reading_json(
     values: dict[str, dict[str, object]] = {}
     for name, value in reading.values.items():
         label, unit = meta(name)
-        shown, special = _json_value(name, value)
+        shown, special = _json_value(value)
         if isinstance(shown, str):
             shown = scrub(shown)
         entry: dict[str, object] = {"value": shown, "unit": unit, "label": label}
