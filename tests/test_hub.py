@@ -155,6 +155,16 @@ def test_state_views_are_read_only() -> None:
         hub.outputs["x"] = OutputState("x")  # type: ignore[index]
 
 
+def _a_write_through_the_view_is_a_type_error(hub: Hub) -> None:
+    """Never called: ``mypy --strict`` (part of ``make test``, with warn_unused_ignores) checks
+    that a device's state reached through the hub is read-only, so only its session writes it
+    (the session holds the :class:`DeviceState` itself). Without the read-only
+    :class:`~vedirect_async.state.DeviceView` these ignores would be unused: a mypy error."""
+    view = hub.devices["bmv"]
+    view.state = ReaderState.READING  # type: ignore[misc]
+    view.restarts += 1  # type: ignore[misc]
+
+
 async def test_device_changes_start_with_the_current_state_and_keep_the_newest() -> None:
     """A change subscriber is told of every device's state at once and of each later change;
     a slow one sees the newest state per device (bounded), in order of change."""

@@ -32,11 +32,19 @@ from typing import Generic, TypeVar
 from .errors import SubscriptionClosed
 from .logsetup import RateLimitedLogger
 from .reading import Reading
-from .state import DeviceChange, DeviceState, OutputHealth, OutputState, ReaderState
+from .state import (
+    DeviceChange,
+    DeviceState,
+    DeviceView,
+    OutputHealth,
+    OutputState,
+    ReaderState,
+)
 
 __all__ = [
     "DeviceChanges",
     "DeviceState",  # re-exported from state (older import path)
+    "DeviceView",  # re-exported from state
     "Hub",
     "OutputHealth",  # re-exported from state
     "OutputState",  # re-exported from state
@@ -255,8 +263,9 @@ class Hub:
     # -- state records and change notifications -------------------------------------------------
 
     @property
-    def devices(self) -> Mapping[str, DeviceState]:
-        """Read-only view: device name -> its state (written by its session only)."""
+    def devices(self) -> Mapping[str, DeviceView]:
+        """Read-only view: device name -> its state (written by its session only; the
+        :class:`DeviceView` type makes a write from anyone else a type error)."""
         return MappingProxyType(self._devices)
 
     @property

@@ -3,7 +3,8 @@
 - :class:`DeviceState`: written only by the device's
   :class:`~vedirect_async.session.DeviceSession` (reader state, reason, counters, freshness,
   the stuck flag). The watchdog reads it and asks the session to act; ``/health``,
-  ``/metrics`` and the outputs read it through the hub's read-only ``devices`` view and learn
+  ``/metrics`` and the outputs read it through the hub's ``devices`` view, typed as the
+  read-only :class:`DeviceView` (so ``mypy --strict`` refuses a write from anyone else), and learn
   of reader-state changes from :meth:`Hub.device_changes <vedirect_async.hub.Hub.device_changes>`
   (a :class:`DeviceChange` per change), never by polling.
 - :class:`OutputState`: written only by its output (and by the service's supervisor when the
@@ -18,12 +19,20 @@ import enum
 import time
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Protocol
 
 from .commands import HexStats, Identity
 from .daily import DailyRecord
 from .parser import ParserStats
 
-__all__ = ["DeviceChange", "DeviceState", "OutputHealth", "OutputState", "ReaderState"]
+__all__ = [
+    "DeviceChange",
+    "DeviceState",
+    "DeviceView",
+    "OutputHealth",
+    "OutputState",
+    "ReaderState",
+]
 
 
 class ReaderState(enum.StrEnum):
@@ -67,6 +76,56 @@ class DeviceState:
         return DeviceChange(
             self.name, self.state, self.reason, self.stuck, self.daily, self.daily_date
         )
+
+
+class DeviceView(Protocol):
+    """A :class:`DeviceState` as everyone but its session sees it: every field, read-only.
+
+    :attr:`Hub.devices <vedirect_async.hub.Hub.devices>` hands these out, so an assignment
+    outside the session (``hub.devices[name].state = ...``) is a type error, not a convention.
+    """
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def port(self) -> str: ...
+    @property
+    def state(self) -> ReaderState: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def parser(self) -> ParserStats: ...
+    @property
+    def readings(self) -> int: ...
+    @property
+    def restarts(self) -> int: ...
+    @property
+    def identical_readings(self) -> int: ...
+    @property
+    def identical_since(self) -> float | None: ...
+    @property
+    def stuck(self) -> bool: ...
+    @property
+    def stuck_events(self) -> int: ...
+    @property
+    def last_byte(self) -> float | None: ...
+    @property
+    def last_reading(self) -> float | None: ...
+    @property
+    def last_reading_wall(self) -> float | None: ...
+    @property
+    def unknown_labels(self) -> int: ...
+    @property
+    def undecodable(self) -> int: ...
+    @property
+    def hex(self) -> HexStats: ...
+    @property
+    def identity(self) -> Identity | None: ...
+    @property
+    def daily(self) -> tuple[DailyRecord, ...]: ...
+    @property
+    def daily_date(self) -> date | None: ...
+    def snapshot(self) -> DeviceChange: ...
 
 
 @dataclass(frozen=True, slots=True)
