@@ -107,9 +107,12 @@ class ConnectionGuard:
     def forget(self, transport: asyncio.Transport) -> None:
         self._open.pop(transport, None)
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Marks the connection busy while its request is handled (so it is never evicted)."""
+    async def handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Marks the connection busy while its request is handled (so it is never evicted).
+
+        Called from the app's one middleware (``server.py``): a middleware of its own cost
+        aiohttp's wrapper and a frame per request on top.
+        """
         transport = request.transport
         conn = self._open.get(transport) if transport is not None else None
         if conn is None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import HttpVersion10, web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from ..config import Config
 from ..control import Controller
@@ -49,18 +49,27 @@ async def handle_static(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache"})
 
 
-@web.middleware
-async def _http10_or_later(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A request line without a version (HTTP/0.9) gets no answer: the connection is closed.
+def _middleware(guard: ConnectionGuard | None) -> Middleware:
+    """The app's one middleware (one, not two: each costs aiohttp a wrapper per request).
 
+    A request line without a version (HTTP/0.9) gets no answer: the connection is closed.
     aiohttp would answer it ``HTTP/0.9 200 OK`` with headers, which no HTTP/0.9 client reads
     and no HTTP/1.x client sent; closing is what a 0.9 server does after its reply anyway.
+    Any other request is handled with its connection marked busy by ``guard``
+    (:meth:`ConnectionGuard.handle`), when the app is served with one.
     """
-    if request.version < HttpVersion10:
-        if request.transport is not None:
-            request.transport.abort()
-        raise web.HTTPBadRequest()  # not sent: the connection is gone
-    return await handler(request)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.version < HttpVersion10:
+            if request.transport is not None:
+                request.transport.abort()
+            raise web.HTTPBadRequest()  # not sent: the connection is gone
+        if guard is None:
+            return await handler(request)
+        return await guard.handle(request, handler)
+
+    return middleware
 
 
 _CSP = (
@@ -88,8 +97,7 @@ def make_app(
 
     ``guard``: the connection guard of the server that serves it (marks connections busy).
     """
-    middlewares = [_http10_or_later] if guard is None else [guard.middleware, _http10_or_later]
-    app = web.Application(client_max_size=1024, middlewares=middlewares)
+    app = web.Application(client_max_size=1024, middlewares=[_middleware(guard)])
     state = WebState(config, hub, clock, wall)
     state.guard = guard
     state.registry.register(HubCollector(state))
