@@ -62,6 +62,7 @@ _LOGGER = logging.getLogger(__name__)
 
 KEEPALIVE = 60.0  # s without a command before a keep-alive ping (krahabb: 1 min)
 MAX_VALUES = 64  # register values kept per device (async records of any register included)
+NO_IDENTITY = Identity()  # nothing told over HEX yet (compared by identity on the hot path)
 
 # Registers read by default, per product family (config: registers = ["defaults", ...]); the
 # text stream already carries everything else these devices measure.
@@ -115,7 +116,7 @@ class RegisterPoller:
         """``defaults``: also the product family's default registers (once the PID is known)."""
         self.name = name
         self.link = link
-        self.identity = Identity()
+        self.identity = NO_IDENTITY
         self.values: dict[str, tuple[FieldValue, float]] = {}  # name -> (value, monotonic)
         self.polls = 0  # complete rounds over the registers
         self.dropped = 0  # values not kept (over MAX_VALUES)
@@ -148,7 +149,7 @@ class RegisterPoller:
     def reset(self) -> None:
         """A new connection (perhaps another device on the port): forget values and identity."""
         self.values.clear()
-        self.identity = Identity()
+        self.identity = NO_IDENTITY
         self._text_pid = None
         self._refused.clear()
         self._history_due = True
@@ -175,8 +176,8 @@ class RegisterPoller:
                 self._wake.set()
             self._day_sequence = sequence
         ident = self.identity
-        if not self.values and ident == Identity():
-            return reading
+        if ident is NO_IDENTITY and not self.values:
+            return reading  # the hot path of a device that speaks no HEX: nothing to add
         if self._interval > 0:  # a value not refreshed for 3 polls is stale: drop it
             oldest = reading.monotonic - 3 * self._interval - self.link.timeout
             for name in [n for n, (_, at) in self.values.items() if at < oldest]:
