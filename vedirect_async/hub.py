@@ -214,6 +214,9 @@ class Hub:
         self.latest: dict[str, Reading] = {}
         self._devices: dict[str, DeviceState] = {}
         self._outputs: dict[str, OutputState] = {}
+        # live read-only views, made once (every /health and /metrics request reads them)
+        self._devices_view: Mapping[str, DeviceView] = MappingProxyType(self._devices)
+        self._outputs_view: Mapping[str, OutputState] = MappingProxyType(self._outputs)
         self.published = 0
         self._listeners: list[Callable[[Reading], None]] = []
         self._limited = RateLimitedLogger(_LOGGER, interval=60.0)
@@ -266,12 +269,12 @@ class Hub:
     def devices(self) -> Mapping[str, DeviceView]:
         """Read-only view: device name -> its state (written by its session only; the
         :class:`DeviceView` type makes a write from anyone else a type error)."""
-        return MappingProxyType(self._devices)
+        return self._devices_view
 
     @property
     def outputs(self) -> Mapping[str, OutputState]:
         """Read-only view: output name -> its state (written by the output only)."""
-        return MappingProxyType(self._outputs)
+        return self._outputs_view
 
     def device(self, name: str, port: str = "") -> DeviceState:
         """The state record of a device, for its session (created on first use)."""
