@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import aiomqtt
@@ -42,12 +43,14 @@ def command_topic(topics: Topics, name: str) -> str:
 class Commands:
     """The command topics of one device: subscribe, and run each command through the policy."""
 
-    def __init__(self, controller: Controller, device: str, topics: Topics) -> None:
+    def __init__(
+        self, controller: Controller, device: str, topics: Topics, count: Callable[[str], None]
+    ) -> None:
+        """``count``: the output's counter (``OutputState.count``), shown on /metrics."""
         self.controller = controller
         self.device = device
         self.topics = topics
-        self.retained_ignored = 0
-        self.received = 0
+        self._count = count
         self._prefix = f"{topics.base}/set/"
         self._tasks: set[asyncio.Task[object]] = set()
         self._limited = RateLimitedLogger(_LOGGER, interval=60.0)
@@ -68,7 +71,7 @@ class Commands:
             return False
         name = topic[len(self._prefix) :]
         if message.retain:
-            self.retained_ignored += 1
+            self._count("retained_commands_ignored")
             self._limited.log(
                 logging.INFO,
                 "retained",
@@ -78,7 +81,6 @@ class Commands:
                 topic[:120],
             )
             return True
-        self.received += 1
         payload = message.payload
         raw = payload if isinstance(payload, bytes) else str(payload).encode()
         value = raw[:MAX_PAYLOAD].decode("utf-8", "replace").strip()

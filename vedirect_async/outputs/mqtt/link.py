@@ -79,7 +79,11 @@ class Link:
         self.daily_discovered = False
         self._listener: asyncio.Task[None] | None = None
         control = output.control
-        self.commands = Commands(control, device, self.topics) if control is not None else None
+        self.commands = (
+            Commands(control, device, self.topics, output.state.count)
+            if control is not None
+            else None
+        )
 
     def offer(self, reading: Reading) -> None:
         self.pending = reading
@@ -184,8 +188,6 @@ class Link:
         try:
             async for message in client.messages:
                 if self.commands is not None and self.commands.handle(message):
-                    if message.retain:  # ignored by handle(); counted for /metrics
-                        self.output.state.count("retained_commands_ignored")
                     continue
                 if message.topic.matches(self.topics.ha_status) and message.payload == b"online":
                     self.rediscover = True
