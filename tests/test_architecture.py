@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     # 0 foundation, standard library only: __version__ and the exception hierarchy
     "": 0,
     "errors": 0,
+    "env_value": 0,  # an environment variable's text as a config value (loader and probe)
     # 1 protocol core: pure, bytes in, values out
     "parser": 1,
     "hexframe": 1,

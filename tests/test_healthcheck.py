@@ -140,6 +140,9 @@ def test_config_url_checks_just_enough(tmp_path: Path) -> None:
         config_url(str(path), {})
     with pytest.raises(ProbeError, match="environment: VEDIRECT_HTTP__PORT = 0: expected a port"):
         config_url(None, {"VEDIRECT_HTTP__PORT": "0"})
+    # one value followed by more TOML is text, as the service reads it (it refuses it too)
+    with pytest.raises(ProbeError, match=r"VEDIRECT_HTTP__PORT = '8081\\nenabled = false'"):
+        config_url(None, {"VEDIRECT_HTTP__PORT": "8081\nenabled = false"})
     path.write_text("[http]\nenabled = false\n")
     with pytest.raises(ProbeError, match="enabled = false: the service serves no /health"):
         config_url(str(path), {})

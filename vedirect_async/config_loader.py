@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from .env_value import env_value
 from .errors import ConfigError
 
 __all__ = [
@@ -259,16 +260,6 @@ def shown_value(key: str, value: object) -> str:
 # -- the environment --------------------------------------------------------------------------
 
 
-def _env_value(text: str) -> object:
-    """A variable's text read as a TOML value (``12``, ``true``, ``["a"]``), else as a string."""
-    try:
-        document = tomllib.loads(f"v = {text}")
-    except (tomllib.TOMLDecodeError, RecursionError):
-        return text
-    # "8081\nx = 1" is one value followed by more TOML, not a value: taken as the text it is
-    return document["v"] if len(document) == 1 else text
-
-
 def _env_index(shown: str, part: str, key: str, size: int) -> int:
     """The list index ``part`` of variable ``name``: 0 .. ``size`` (the next new entry)."""
     if not (part.isascii() and part.isdigit()) or len(part) > 6 or int(part) > size:
@@ -349,7 +340,7 @@ def apply_env(
                     f"{ENV_PREFIX}{'__'.join(parts[: i + 1]).upper()}=value"
                 )
             else:
-                node[part] = _env_value(text)
+                node[part] = env_value(text)
                 origins[path] = name
                 break
             child = node.setdefault(part, {} if item is None else [])

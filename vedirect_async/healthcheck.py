@@ -50,16 +50,6 @@ def health_url(host: str, port: int) -> str:
     return f"http://{host}:{port}/health"
 
 
-def _env_value(text: str) -> object:
-    """An environment override's value, read as the configuration loader reads it."""
-    import tomllib  # noqa: PLC0415 - only when the URL comes from the configuration
-
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
 def _read_http_table(path: str) -> Mapping[str, object]:
     import stat  # noqa: PLC0415
     import tomllib  # noqa: PLC0415 - only when the URL comes from the configuration
@@ -88,13 +78,15 @@ def _read_http_table(path: str) -> Mapping[str, object]:
 
 def config_url(path: str | None, environ: Mapping[str, str] | None = None) -> str:
     """The /health URL of the service configured by ``path`` (None: defaults) + environment."""
+    from .env_value import env_value  # noqa: PLC0415 - only when the URL comes from the config
+
     env = os.environ if environ is None else environ
     table: dict[str, object] = dict(_read_http_table(path)) if path is not None else {}
     where = {key: f"{path or '<defaults>'}: [http] {key}" for key in ("enabled", "host", "port")}
     for key in ("enabled", "host", "port"):
         name = ENV_PREFIX + key.upper()
         if name in env:
-            table[key] = _env_value(env[name])
+            table[key] = env_value(env[name])
             where[key] = f"environment: {name}"
     enabled = table.get("enabled", True)
     host = table.get("host", DEFAULT_HOST)
